@@ -1,0 +1,59 @@
+"""The registry of schedgym environments.
+
+Each family adds one :class:`EnvEntry` to ``ENV_ENTRIES``; ``register_envs()`` (called on
+``import schedgym``) registers them with Gymnasium under the ``schedgym/`` namespace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+__all__ = ["EnvEntry", "ENV_ENTRIES", "register_envs", "env_entry", "env_family"]
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    id: str  # e.g. "schedgym/MemoryMapping-v0"
+    entry_point: str  # "module:Class"
+    description: str  # one line, shown by `schedgym envs`
+    max_episode_steps: int | None = None
+    #: Small, fast kwargs used by the generic contract tests over the registry.
+    test_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def family(self) -> str:
+        """``"MemoryMapping"`` for ``"schedgym/MemoryMapping-v0"``."""
+        return self.id.split("/", 1)[1].rsplit("-v", 1)[0]
+
+
+ENV_ENTRIES: tuple[EnvEntry, ...] = (
+    EnvEntry(
+        id="schedgym/MemoryMapping-v0",
+        entry_point="schedgym.envs.memory_mapping.env:MemoryMappingEnv",
+        description="Place tensor buffers in an accelerator's fast memory at compile time (mallocGame; XLA best fit).",
+        test_kwargs={"instance": "random", "n_buffers": 40},
+    ),
+)
+
+
+def register_envs() -> None:
+    for entry in ENV_ENTRIES:
+        if entry.id in gym.registry:
+            continue
+        gym.register(id=entry.id, entry_point=entry.entry_point, max_episode_steps=entry.max_episode_steps)
+
+
+def env_entry(env_id: str) -> EnvEntry:
+    """The entry of a registered id (accepts the ``"schedgym:schedgym/X-v0"`` form); clear error otherwise."""
+    plain = env_id.split(":", 1)[1] if env_id.startswith("schedgym:") else env_id
+    for entry in ENV_ENTRIES:
+        if entry.id == plain:
+            return entry
+    raise ValueError(f"unknown env id {env_id!r}; registered ids: {[e.id for e in ENV_ENTRIES]}")
+
+
+def env_family(env_id: str) -> str:
+    return env_entry(env_id).family

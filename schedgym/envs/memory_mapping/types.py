@@ -1,0 +1,56 @@
+"""Typed data of the memory-mapping game: the instance (immutable) and the episode state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Instance"]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """Buffers to place in a fast memory of ``capacity`` bytes.
+
+    Buffer ``i`` is live on the half-open schedule interval ``[start[i], end[i])`` and occupies
+    ``size[i]`` bytes at an offset that is a multiple of ``alignment[i]``.
+    """
+
+    ids: np.ndarray  # (n,) int64, unique buffer ids from the source
+    start: np.ndarray  # (n,) int64, first schedule step the buffer is live
+    end: np.ndarray  # (n,) int64, one past the last live step (end > start)
+    size: np.ndarray  # (n,) int64 bytes, > 0
+    benefit: np.ndarray  # (n,) float64 >= 0, time saved if the buffer lives in fast memory
+    alignment: np.ndarray  # (n,) int64 >= 1
+    capacity: int  # bytes of fast memory
+    name: str = "instance"
+    benefit_source: str = "area"  # "area" (size x lifetime), "file" or "roofline"
+    optimum: float | None = None  # known optimal benefit_placed_frac (planted instances), else None
+    #: Offsets of a known packing (planted instances): buffer i at planted_offset[i], or -1 if unknown.
+    planted_offset: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        n = self.ids.shape[0]
+        for name in ("start", "end", "size", "benefit", "alignment"):
+            if getattr(self, name).shape != (n,):
+                raise ValueError(f"Instance.{name} must have shape ({n},)")
+        if self.capacity <= 0:
+            raise ValueError(f"capacity must be > 0 bytes, got {self.capacity}")
+
+    @property
+    def n(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def horizon(self) -> int:
+        return int(self.end.max()) if self.n else 0
+
+    def peak_live_bytes(self) -> int:
+        """Largest total size of buffers live at the same schedule step."""
+        if self.n == 0:
+            return 0
+        times = np.concatenate([self.start, self.end])
+        deltas = np.concatenate([self.size, -self.size])
+        order = np.lexsort((deltas, times))  # at equal times, frees (negative) before allocations
+        return int(np.max(np.cumsum(deltas[order])))
