@@ -162,4 +162,4 @@ def test_render_modes(env_id):
 @pytest.mark.parametrize("env_id", IDS)
 def test_bad_render_mode_names_parameter(env_id):
     with pytest.raises(ValueError, match="render_mode"):
-        make(env_id, render_mode="human").unwrapped
+        make(env_id, render_mode="bogus")

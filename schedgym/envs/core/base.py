@@ -70,6 +70,10 @@ class SchedEnv(gym.Env[np.ndarray, np.int64]):
     def _apply(self, action: int) -> tuple[float, bool, bool, dict[str, Any]]:
         raise NotImplementedError
 
+    def _extra_info(self) -> dict[str, Any]:
+        """Domain entries added to ``info`` on reset and every step (default: none)."""
+        return {}
+
     def metrics(self) -> dict[str, float]:
         """Domain metrics of the episode so far (documented per env)."""
         raise NotImplementedError
@@ -87,7 +91,9 @@ class SchedEnv(gym.Env[np.ndarray, np.int64]):
         super().reset(seed=seed)
         self._reset(options)
         self._episode_over = False
-        return self._observe(), {"action_mask": self.action_masks().astype(np.int8)}
+        info = self._extra_info()
+        info["action_mask"] = self.action_masks().astype(np.int8)
+        return self._observe(), info
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         if self.state is None:
@@ -96,6 +102,7 @@ class SchedEnv(gym.Env[np.ndarray, np.int64]):
             raise RuntimeError("the episode is over: call reset() before stepping again")
         action_int, invalid = self._validate_action(action)
         reward, terminated, truncated, info = self._apply(action_int)
+        info.update(self._extra_info())
         if invalid:
             reward -= self.invalid_action_penalty
         info["invalid_action"] = invalid

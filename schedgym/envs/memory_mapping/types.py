@@ -23,7 +23,7 @@ class Instance:
     size: np.ndarray  # (n,) int64 bytes, > 0
     benefit: np.ndarray  # (n,) float64 >= 0, time saved if the buffer lives in fast memory
     alignment: np.ndarray  # (n,) int64 >= 1
-    capacity: int  # bytes of fast memory
+    capacity: int | None  # bytes of fast memory; None until resolved (files without one)
     name: str = "instance"
     benefit_source: str = "area"  # "area" (size x lifetime), "file" or "roofline"
     optimum: float | None = None  # known optimal benefit_placed_frac (planted instances), else None
@@ -35,7 +35,7 @@ class Instance:
         for name in ("start", "end", "size", "benefit", "alignment"):
             if getattr(self, name).shape != (n,):
                 raise ValueError(f"Instance.{name} must have shape ({n},)")
-        if self.capacity <= 0:
+        if self.capacity is not None and self.capacity <= 0:
             raise ValueError(f"capacity must be > 0 bytes, got {self.capacity}")
 
     @property
@@ -54,3 +54,27 @@ class Instance:
         deltas = np.concatenate([self.size, -self.size])
         order = np.lexsort((deltas, times))  # at equal times, frees (negative) before allocations
         return int(np.max(np.cumsum(deltas[order])))
+
+
+@dataclass
+class MappingState:
+    """Mutable state of one episode (everything `get_state` snapshots)."""
+
+    prep: object  # PreparedInstance (immutable, shared by snapshots)
+    decided: np.ndarray  # (n,) bool, buffer placed or sent to slow memory
+    placed: np.ndarray  # (n,) bool, buffer in fast memory
+    offset: np.ndarray  # (n,) int64 byte offset of placed buffers, -1 otherwise
+    min_viable_offset: np.ndarray  # (n,) int64 lowest offset where each undecided buffer fits (order mode)
+    undecided_load: np.ndarray  # (n_time_bins,) float64 bytes of undecided buffers per coarse time bin
+    cursor: int  # place mode: position in the presentation order of the current buffer
+    cand_buffer: np.ndarray  # (K,) int64 buffer of each candidate action, -1 if none
+    cand_offset: np.ndarray  # (K,) int64 offset of each candidate action
+    cand_gap_lo: np.ndarray  # (K,) int64 lower bound of the free gap the candidate sits in
+    cand_gap_hi: np.ndarray  # (K,) int64 upper bound of that gap
+    n_candidates: int
+    benefit_placed: float = 0.0
+    area_placed: float = 0.0
+    n_decided: int = 0
+    n_placed: int = 0
+    n_auto_discarded: int = 0  # order mode: buffers that no longer fit anywhere
+    peak_fast_bytes: int = 0
