@@ -14,12 +14,23 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["Policy", "register_policy", "make_policy", "list_policies", "PolicyInfo", "RandomPolicy"]
+__all__ = [
+    "Policy",
+    "register_policy",
+    "make_policy",
+    "list_policies",
+    "PolicyInfo",
+    "RandomPolicy",
+    "env_kwargs_for",
+]
 
 
 @runtime_checkable
 class Policy(Protocol):
-    """What acts in an env: ``reset`` once per episode, then ``act`` every step."""
+    """What acts in an env: ``reset`` once per episode, then ``act`` every step.
+
+    Optionally a policy has ``env_overrides: dict`` (see :func:`env_kwargs_for`).
+    """
 
     name: str
 
@@ -30,6 +41,22 @@ class Policy(Protocol):
     def act(self, obs: Any, info: dict[str, Any]) -> int:
         """The action for this step; ``info["action_mask"]`` holds the legal actions."""
         ...
+
+
+def env_kwargs_for(policy: Any, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The env kwargs a policy runs with: the task's, plus the policy's ``env_overrides``.
+
+    A policy may declare ``env_overrides`` (a dict of env kwargs) for how the game must be *presented*
+    to it, e.g. best fit in the spatial order needs ``order="size"``. Overrides never change the
+    instance or the objective. A task kwarg that contradicts an override is an error.
+    """
+    overrides = dict(getattr(policy, "env_overrides", None) or {})
+    clash = {k: (env_kwargs[k], v) for k, v in overrides.items() if k in env_kwargs and env_kwargs[k] != v}
+    if clash:
+        name = getattr(policy, "name", type(policy).__name__)
+        details = ", ".join(f"{k}={have!r} (needs {want!r})" for k, (have, want) in clash.items())
+        raise ValueError(f"policy {name!r} cannot run with env kwargs {details}")
+    return {**env_kwargs, **overrides}
 
 
 class PolicyInfo:

@@ -47,6 +47,7 @@ def resolve_policy(name: str, env_id: str, policy_kwargs: dict[str, Any], seed: 
 
 
 def main(args: argparse.Namespace) -> int:
+    from schedgym.baselines import env_kwargs_for
     from schedgym.envs import env_entry
     from schedgym.evaluation import make_env, run_episode
 
@@ -56,6 +57,7 @@ def main(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     policy = resolve_policy(args.policy, entry.id, policy_kwargs, args.seed)
+    env_kwargs = env_kwargs_for(policy, env_kwargs)
     env = make_env(entry.id, env_kwargs, render_mode="rgb_array" if args.render else None)
     results = []
     for i in range(args.episodes):

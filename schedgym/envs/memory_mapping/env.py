@@ -24,6 +24,7 @@ BUFFER_FEATURES = 5  # size, start, end, benefit density, rank
 CANDIDATE_FEATURES = BUFFER_FEATURES + 5  # + offset, gap, waste, touches, leftover
 IMAGE_BINS = 16
 GLOBAL_FEATURES = 3
+_UNIT_EDGES = np.linspace(0.0, 1.0, IMAGE_BINS + 1)
 
 
 class MemoryMappingEnv(SchedEnv):
@@ -43,7 +44,9 @@ class MemoryMappingEnv(SchedEnv):
     - ``"place"`` (default, XLA-faithful): buffers come one at a time in a fixed ``order``. The candidate
       offsets are the canonical positions (0, on top of a placed conflicting buffer, just below one, and
       ``C - s``) where the buffer fits, sorted best-fit first (smallest enclosing free gap, then lowest
-      offset). Always taking action 0 is XLA's best-fit heuristic.
+      offset); when there are more than ``K``, the last slot shows the lowest feasible offset if the
+      ``K - 1`` best-fit ones miss it (so first fit stays reachable). Always taking action 0 is XLA's
+      best-fit heuristic.
     - ``"order"`` (MiniMalloc-like, complete): the decision is which buffer goes next; the candidates are
       the ``K`` undecided buffers with the lowest minimum viable offset (ties by ``order``), and the chosen
       one lands at that offset. Every packing is reachable when ``K`` covers all buffers. A buffer that no
@@ -242,6 +245,13 @@ class MemoryMappingEnv(SchedEnv):
             b = int(prep.order[st.cursor])
             offs, lo, hi = geometry.candidate_offsets(prep, b, st.placed, st.offset)
             k = min(self.K, offs.size)
+            if offs.size > self.K:
+                # The last slot shows the lowest feasible offset when the K best-fit ones miss it, so
+                # that first fit (and MiniMalloc-style canonical packings) stay reachable with any K.
+                lowest = int(np.argmin(offs))
+                if lowest >= self.K:
+                    keep = np.r_[np.arange(self.K - 1), lowest]
+                    offs, lo, hi = offs[keep], lo[keep], hi[keep]
             st.cand_buffer[:k] = b
             st.cand_offset[:k], st.cand_gap_lo[:k], st.cand_gap_hi[:k] = offs[:k], lo[:k], hi[:k]
             st.n_candidates = k
@@ -341,21 +351,7 @@ class MemoryMappingEnv(SchedEnv):
 
     # ------------------------------------------------------------------ observation
     def _buffer_features(self, b: np.ndarray) -> np.ndarray:
-        prep = self.state.prep
-        inst = prep.inst
-        t0 = float(inst.start.min())
-        span = max(float(inst.horizon) - t0, 1.0)
-        cap = float(inst.capacity)
-        return np.stack(
-            [
-                inst.size[b] / cap,
-                (inst.start[b] - t0) / span,
-                (inst.end[b] - t0) / span,
-                (inst.benefit[b] / inst.size[b]) / max(prep.max_benefit_density, 1e-300),
-                prep.rank[b] / max(inst.n, 1),
-            ],
-            axis=-1,
-        )
+        return self.state.prep.buffer_features[b]
 
     def _observe(self) -> np.ndarray:
         st = self.state
@@ -411,8 +407,8 @@ class MemoryMappingEnv(SchedEnv):
         nb = nb[st.placed[nb]]
         if nb.size == 0:
             return np.zeros((IMAGE_BINS, IMAGE_BINS))
-        t_edges = np.linspace(inst.start[b], inst.end[b], IMAGE_BINS + 1)
-        a_edges = np.linspace(0.0, float(inst.capacity), IMAGE_BINS + 1)
+        t_edges = inst.start[b] + (inst.end[b] - inst.start[b]) * _UNIT_EDGES
+        a_edges = float(inst.capacity) * _UNIT_EDGES
         t_cov = _coverage(inst.start[nb], inst.end[nb], t_edges)
         a_cov = _coverage(st.offset[nb], st.offset[nb] + inst.size[nb], a_edges)
         return np.clip(t_cov.T @ a_cov, 0.0, 1.0)

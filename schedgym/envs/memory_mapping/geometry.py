@@ -56,6 +56,9 @@ class PreparedInstance:
     bin_lo: np.ndarray  # (n,) first coarse time bin a buffer covers
     bin_hi: np.ndarray  # (n,) one past its last coarse time bin
     max_benefit_density: float
+    #: (n, 5) float64 per-buffer observation features: size / C, start and end / horizon, benefit
+    #: density / max density, rank / n (fixed per instance, so computed once).
+    buffer_features: np.ndarray
 
     def __deepcopy__(self, memo: dict) -> PreparedInstance:
         return self  # immutable: snapshots share it
@@ -73,25 +76,21 @@ def _conflict_graph(inst: Instance) -> tuple[np.ndarray, np.ndarray] | None:
     n = inst.n
     order = np.argsort(inst.start, kind="stable")
     s_sorted = inst.start[order]
-    # Every overlapping pair has one buffer starting while the other is live: j with s_i <= s_j < e_i.
-    lo = np.searchsorted(s_sorted, inst.start, side="left")
-    hi = np.searchsorted(s_sorted, inst.end, side="left")
-    counts = hi - lo
+    # In start order, buffer p overlaps exactly the later buffers q > p with start_q < end_p.
+    hi = np.searchsorted(s_sorted, inst.end[order], side="left")
+    counts = np.maximum(hi - np.arange(n) - 1, 0)
     total = int(counts.sum())
     if 2 * total > _MAX_EDGES:
         return None
-    src = np.repeat(np.arange(n), counts)
-    offs = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    dst = order[np.repeat(lo, counts) + offs]
-    keep = src != dst
-    src, dst = src[keep], dst[keep]
+    first = np.repeat(np.arange(n) + 1 - (np.cumsum(counts) - counts), counts)
+    src = order[np.repeat(np.arange(n), counts)]
+    dst = order[first + np.arange(total)]
     a = np.concatenate([src, dst])
-    b = np.concatenate([dst, src])
-    pairs = np.unique(a.astype(np.int64) * n + b)  # dedupe pairs seen from both sides (equal starts)
-    a, b = pairs // n, pairs % n
+    b = np.concatenate([dst, src]).astype(np.int32)
+    by_src = np.argsort(a, kind="stable")
     indptr = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(indptr, a + 1, 1)
-    return np.cumsum(indptr), b.astype(np.int32)
+    np.cumsum(np.bincount(a, minlength=n), out=indptr[1:])
+    return indptr, b[by_src]
 
 
 def prepare(inst: Instance, order: str, n_time_bins: int = 64) -> PreparedInstance:
@@ -104,6 +103,18 @@ def prepare(inst: Instance, order: str, n_time_bins: int = 64) -> PreparedInstan
     span = max(horizon - t0, 1)
     bin_lo = ((inst.start - t0) * n_time_bins) // span
     bin_hi = np.maximum(((inst.end - t0) * n_time_bins + span - 1) // span, bin_lo + 1)
+    density = inst.benefit / inst.size
+    max_density = float(density.max()) if inst.n else 1.0
+    features = np.stack(
+        [
+            inst.size / float(inst.capacity),
+            (inst.start - t0) / span,
+            (inst.end - t0) / span,
+            density / (max_density if max_density > 0 else 1.0),
+            rank / max(inst.n, 1),
+        ],
+        axis=1,
+    )
     return PreparedInstance(
         inst=inst,
         order=perm,
@@ -115,7 +126,8 @@ def prepare(inst: Instance, order: str, n_time_bins: int = 64) -> PreparedInstan
         n_time_bins=n_time_bins,
         bin_lo=bin_lo.astype(np.int64),
         bin_hi=np.minimum(bin_hi, n_time_bins).astype(np.int64),
-        max_benefit_density=float((inst.benefit / inst.size).max()) if inst.n else 1.0,
+        max_benefit_density=max_density,
+        buffer_features=features,
     )
 
 

@@ -3,7 +3,7 @@
 Each model is built on the ``meta`` device (no weights are allocated or initialised) and traced on
 fake tensors by :mod:`schedgym.envs.memory_mapping.torch_programs`, so even a batch whose activations
 take gigabytes extracts in about a second. Default sizes follow the published architectures
-(ResNet-50, a GPT-style decoder, MLP-Mixer-S/16) in bf16 — the dtype TPUs and A100s run them in —
+(ResNet-50, a GPT-style decoder, MLP-Mixer-B/16) in bf16 — the dtype TPUs and A100s run them in —
 with batch sizes chosen so the peak live bytes exceed the TPU-like preset's 128 MiB fast memory
 several times over: the default capacity (the preset's fast memory) makes the game non-trivial.
 """
@@ -191,16 +191,16 @@ class MixerBlock(nn.Module):
 
 
 class MLPMixer(nn.Module):
-    """MLP-Mixer; the defaults are Mixer-S/16 (Tolstikhin et al. 2021, Table 1) on 224x224 images."""
+    """MLP-Mixer; the defaults are Mixer-B/16 (Tolstikhin et al. 2021, Table 1) on 224x224 images."""
 
     def __init__(
         self,
         image_size: int = 224,
         patch_size: int = 16,
-        channels: int = 512,
-        depth: int = 8,
-        token_hidden: int = 256,
-        channel_hidden: int = 2048,
+        channels: int = 768,
+        depth: int = 12,
+        token_hidden: int = 384,
+        channel_hidden: int = 3072,
         num_classes: int = 1000,
     ) -> None:
         super().__init__()
@@ -239,8 +239,8 @@ class TorchModelSpec:
 #: Default batch sizes put bf16 peak live bytes at ~2-4x the TPU-like preset's 128 MiB (see report).
 TORCH_MODELS: dict[str, TorchModelSpec] = {
     "resnet": TorchModelSpec(ResNet, 64, "ResNet-50 (bottleneck, 224x224 images), inference"),
-    "transformer": TorchModelSpec(TransformerDecoder, 4, "GPT-style decoder: 12 layers, d=512, 8 heads, 1024 tokens"),
-    "mlp_mixer": TorchModelSpec(MLPMixer, 128, "MLP-Mixer-S/16 on 224x224 images, inference"),
+    "transformer": TorchModelSpec(TransformerDecoder, 8, "GPT-style decoder: 12 layers, d=512, 8 heads, 1024 tokens"),
+    "mlp_mixer": TorchModelSpec(MLPMixer, 128, "MLP-Mixer-B/16 on 224x224 images, inference"),
 }
 
 

@@ -220,6 +220,9 @@ def _tensor_bytes(t: torch.Tensor) -> int:
     return int(t.numel()) * t.element_size()
 
 
+_GATHER_OPS = {torch.ops.aten.embedding, torch.ops.aten.index_select, torch.ops.aten.gather, torch.ops.aten.index}
+
+
 class _OpRecorder(TorchDispatchMode):
     """Records, for the fx node being run, the tensors its ATen ops read, create and their FLOPs."""
 
@@ -264,11 +267,17 @@ class _OpRecorder(TorchDispatchMode):
         if not out_tensors or func.is_view:
             return out
         self.did_work = True
-        for t in tree_flatten((args, kwargs))[0]:
-            if isinstance(t, torch.Tensor):
-                key = _storage_key(t)
-                if key not in self.created:
-                    self.reads.setdefault(key, {})[id(t)] = (t, _tensor_bytes(t))
+        in_tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        out_bytes = sum(_tensor_bytes(t) for t in out_tensors)
+        for pos, t in enumerate(in_tensors):
+            key = _storage_key(t)
+            if key not in self.created:
+                nbytes = _tensor_bytes(t)
+                if pos == 0 and packet in _GATHER_OPS:
+                    # A gather reads only the rows it outputs; XLA's HloCostAnalysis::HandleGather
+                    # likewise charges the operand at the output's size.
+                    nbytes = min(nbytes, out_bytes)
+                self.reads.setdefault(key, {})[id(t)] = (t, nbytes)
         for t in out_tensors:
             self.created.add(_storage_key(t))
             self.keep_alive.append(t)
@@ -323,7 +332,13 @@ def trace_torch_program(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(example_inputs, tuple):
         raise TypeError(f"example_inputs must be a tuple of model arguments, got {type(example_inputs).__name__}")
-    gm = model if isinstance(model, torch.fx.GraphModule) else torch.fx.symbolic_trace(model)
+    try:
+        gm = model if isinstance(model, torch.fx.GraphModule) else torch.fx.symbolic_trace(model)
+    except Exception as exc:  # fx raises TraceError, TypeError, ... on untraceable Python
+        raise ValueError(
+            f"model {type(model).__name__} cannot be traced by torch.fx.symbolic_trace "
+            f"(data-dependent control flow or shape unpacking?): {exc}"
+        ) from exc
     param_names = _named_tensors(model)
 
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)

@@ -1,0 +1,251 @@
+"""Baselines for PowerCapping-v0: no cap, a static cap, POLCA's threshold policy and a Bayesian policy.
+
+All of them act on what a row manager sees: the observation (row power / budget over recent windows,
+caps in force and commanded) and ``info["telemetry"]`` (row and per-class power, budget, brake state).
+None reads the future.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from schedgym.baselines import register_policy
+from schedgym.envs.power_capping import power_model as pm
+
+__all__ = ["NoCapPolicy", "StaticCapPolicy", "PolcaPolicy", "BayesianCapPolicy"]
+
+_FAMILY = "PowerCapping"
+_OBS_MAX_INTERVAL = 1  # index of "max power fraction over the last decision interval" in the observation
+
+
+@register_policy(_FAMILY, "no_cap", "heuristic", "never cap (relies on the power brake)")
+class NoCapPolicy:
+    """Always command the maximum clocks (the row is protected only by the power brake)."""
+
+    def __init__(self) -> None:
+        self.name = "no_cap"
+        self._action = 0
+
+    def reset(self, env: Any) -> None:
+        self._action = env.action_for_caps(pm.F_MAX_MHZ, pm.F_MAX_MHZ)
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        return self._action
+
+
+@register_policy(_FAMILY, "static_cap", "heuristic", "low priority always capped (default 1110 MHz), HP uncapped")
+class StaticCapPolicy:
+    """A fixed cap: LP at ``lp_mhz`` and HP at ``hp_mhz`` all the time."""
+
+    def __init__(self, lp_mhz: float = 1110.0, hp_mhz: float = pm.F_MAX_MHZ) -> None:
+        self.name = "static_cap"
+        self.lp_mhz, self.hp_mhz = float(lp_mhz), float(hp_mhz)
+        self._action = 0
+
+    def reset(self, env: Any) -> None:
+        self._action = env.action_for_caps(self.lp_mhz, self.hp_mhz)
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        return self._action
+
+
+@register_policy(_FAMILY, "polca", "heuristic", "POLCA: thresholds 80 %/89 % on row power, 5 % hysteresis")
+class PolcaPolicy:
+    """POLCA's row-level policy (Patel et al., ASPLOS'24), from row power telemetry only.
+
+    ``p`` is the row's maximum power / budget over the last decision interval. Levels:
+
+    ====== ====================== ===========================================
+    level  caps                   entered when
+    ====== ====================== ===========================================
+    0      none                   ``p < t1 - hysteresis`` (release)
+    1      LP ``lp_mhz_1`` (1275) ``p > t1`` (80 %)
+    2      LP ``lp_mhz_2`` (1110) ``p > t2`` (89 %)
+    3      + HP ``hp_mhz`` (1305) ``p > t2`` still, one actuation delay after level 2 was commanded
+    ====== ====================== ===========================================
+
+    From level >= 2 the row returns to level 1 when ``p < t2 - hysteresis`` (84 %), and to level 0 when
+    ``p < t1 - hysteresis`` (75 %). Above 100 % the hardware brake acts by itself (it is not a policy
+    action).
+    """
+
+    def __init__(
+        self,
+        t1: float = 0.80,
+        t2: float = 0.89,
+        hysteresis: float = 0.05,
+        lp_mhz_1: float = pm.F_BASE_MHZ,
+        lp_mhz_2: float = 1110.0,
+        hp_mhz: float = 1305.0,
+    ) -> None:
+        if not 0 < t1 < t2:
+            raise ValueError(f"polca needs 0 < t1 < t2, got t1={t1}, t2={t2}")
+        self.name = "polca"
+        self.t1, self.t2, self.hysteresis = float(t1), float(t2), float(hysteresis)
+        self.lp_mhz_1, self.lp_mhz_2, self.hp_mhz = float(lp_mhz_1), float(lp_mhz_2), float(hp_mhz)
+        self._level = 0
+        self._t = 0
+        self._level2_since = 0
+
+    def reset(self, env: Any) -> None:
+        self._level, self._t, self._level2_since = 0, 0, 0
+        self._interval_s = env.decision_interval_s
+        self._delay_s = env.actuation_delay_s
+        f = pm.F_MAX_MHZ
+        self._actions = (
+            env.action_for_caps(f, f),
+            env.action_for_caps(self.lp_mhz_1, f),
+            env.action_for_caps(self.lp_mhz_2, f),
+            env.action_for_caps(self.lp_mhz_2, self.hp_mhz),
+        )
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        p = float(np.asarray(obs)[_OBS_MAX_INTERVAL])
+        level = self._level
+        if p > self.t2:
+            if level < 2:
+                level, self._level2_since = 2, self._t
+            elif level == 2 and self._t - self._level2_since >= self._delay_s:
+                level = 3
+        elif p > self.t1:
+            level = max(level, 1)
+        if level >= 2 and p < self.t2 - self.hysteresis:
+            level = 1
+        if level >= 1 and p < self.t1 - self.hysteresis:
+            level = 0
+        self._level = level
+        self._t += self._interval_s
+        return self._actions[level]
+
+
+@register_policy(_FAMILY, "bayesian", "bayesian", "least restrictive caps with P(row power > budget) < epsilon")
+class BayesianCapPolicy:
+    """Least restrictive caps whose posterior predictive risk of exceeding the budget is below ``epsilon``.
+
+    Telemetry each decision: ``m`` = max row power over the last interval (W), the per-class power of
+    the last second and the caps in force. With ``kappa(f) = (f / 1410) ** ALPHA`` (power_model), the
+    row's *uncapped-equivalent* power is::
+
+        X = S + D_hp / kappa(f_hp) + D_lp / kappa(f_lp)       (normalised by the budget B)
+
+    where ``S = n_servers * SERVER_IDLE_W`` is the static part and ``D_c`` the dynamic power of class
+    ``c`` (its power minus its servers' idle power; the interval max ``m`` is split between the classes in
+    proportion to their last-second dynamic power). The quantity to forecast is the rise of ``X`` over
+    the horizon ``h = ceil((actuation_delay_s + decision_interval_s) / decision_interval_s)`` decisions,
+    ``delta_k = max(X_{k+1..k+h}) - X_k``, observed over the last ``window`` decisions.
+
+    Model: ``delta ~ Normal(mu, sigma^2)`` with a conjugate Normal-Inverse-Gamma prior
+    ``NIG(mu0=0, kappa0=1, a0=3, b0=sigma0^2 (a0 - 1))``, ``sigma0 = prior_sigma`` (default 0.06: POLCA's
+    largest inference power jump, 11.8 % within 40 s, taken as a 2-sigma event). Posterior after ``n``
+    increments with mean ``xbar`` and scatter ``SS``::
+
+        kappa_n = kappa0 + n,   mu_n = (kappa0 mu0 + n xbar) / kappa_n,   a_n = a0 + n / 2
+        b_n = b0 + SS / 2 + kappa0 n (xbar - mu0)^2 / (2 kappa_n)
+
+    and the posterior predictive of a new increment is Student-t with ``2 a_n`` degrees of freedom,
+    location ``mu_n`` and scale ``sqrt(b_n (kappa_n + 1) / (a_n kappa_n))``.
+
+    A candidate (LP, HP) cap pair scales the dynamic parts, so the row exceeds the budget when
+    ``delta > delta* = ((B - S) * D / (D_hp kappa_hp + D_lp kappa_lp) - D) / B`` with ``D`` the
+    uncapped-equivalent dynamic power now. The policy commands, among the pairs with
+    ``P(delta > delta*) < epsilon``, the least restrictive one (highest HP cap, then highest LP cap); if
+    none qualifies, the pair with the lowest predicted power.
+    """
+
+    def __init__(self, epsilon: float = 0.01, prior_sigma: float = 0.06, window: int = 90) -> None:
+        if not 0 < epsilon < 1:
+            raise ValueError(f"epsilon must be in (0, 1), got {epsilon!r}")
+        if not prior_sigma > 0:
+            raise ValueError(f"prior_sigma must be > 0, got {prior_sigma!r}")
+        if int(window) < 2:
+            raise ValueError(f"window must be >= 2, got {window!r}")
+        self.name = "bayesian"
+        self.epsilon, self.prior_sigma, self.window = float(epsilon), float(prior_sigma), int(window)
+
+    def reset(self, env: Any) -> None:
+        self._budget = float(env.budget_w)
+        n, nh = env.params.n_servers, env.params.n_hp_servers
+        self._static_w = n * pm.SERVER_IDLE_W
+        self._idle_hp_w, self._idle_lp_w = nh * pm.SERVER_IDLE_W, (n - nh) * pm.SERVER_IDLE_W
+        self._h = max(1, math.ceil((env.actuation_delay_s + env.decision_interval_s) / env.decision_interval_s))
+        self._x: list[float] = []  # uncapped-equivalent row power / budget, one per decision
+        self._valid: list[bool] = []
+        self._last_split = (0.5, 0.5)
+        self._eq: tuple[float, float] | None = None
+        n_hp = len(env.hp_caps_mhz)
+        actions = np.arange(env.action_space.n)
+        self._lp_kappa = pm.dynamic_power_factor(env.lp_caps_mhz[actions // n_hp])
+        self._hp_kappa = pm.dynamic_power_factor(env.hp_caps_mhz[actions % n_hp])
+        # Least restrictive first: highest HP cap, then highest LP cap.
+        order = np.lexsort((-env.lp_caps_mhz[actions // n_hp], -env.hp_caps_mhz[actions % n_hp]))
+        self._preference = actions[order]
+        self._last_action = self._preference[0]
+
+    def _posterior_predictive(self) -> tuple[float, float, float]:
+        """(dof, loc, scale) of the Student-t predictive of the horizon increment."""
+        x = np.asarray(self._x)
+        ok = np.asarray(self._valid)
+        h = self._h
+        deltas = []
+        lo = max(0, len(x) - self.window - h)
+        for k in range(lo, len(x) - h):
+            seg = slice(k + 1, k + h + 1)
+            if ok[k] and ok[seg].all():
+                deltas.append(x[seg].max() - x[k])
+        d = np.asarray(deltas)
+        mu0, k0, a0 = 0.0, 1.0, 3.0
+        b0 = self.prior_sigma**2 * (a0 - 1.0)
+        n = d.size
+        if n:
+            xbar = float(d.mean())
+            ss = float(((d - xbar) ** 2).sum())
+        else:
+            xbar, ss = 0.0, 0.0
+        kn, an = k0 + n, a0 + n / 2.0
+        mun = (k0 * mu0 + n * xbar) / kn
+        bn = b0 + ss / 2.0 + k0 * n * (xbar - mu0) ** 2 / (2.0 * kn)
+        return 2.0 * an, mun, math.sqrt(bn * (kn + 1.0) / (an * kn))
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        tel = info.get("telemetry")
+        if tel is None or tel["t_s"] == 0:
+            return int(self._last_action)
+        budget = self._budget
+        valid = not tel["braking"] and tel["row_power_w"] > 0
+        if valid:
+            dyn_hp = max(tel["hp_power_w"] - self._idle_hp_w, 0.0)
+            dyn_lp = max(tel["lp_power_w"] - self._idle_lp_w, 0.0)
+            if dyn_hp + dyn_lp > 0:
+                self._last_split = (dyn_hp / (dyn_hp + dyn_lp), dyn_lp / (dyn_hp + dyn_lp))
+            m = float(np.asarray(obs)[_OBS_MAX_INTERVAL]) * budget
+            dyn = max(m - self._static_w, 0.0)
+            k_hp = float(pm.dynamic_power_factor(tel["active_hp_mhz"]))
+            k_lp = float(pm.dynamic_power_factor(tel["active_lp_mhz"]))
+            d_hp_eq = dyn * self._last_split[0] / k_hp
+            d_lp_eq = dyn * self._last_split[1] / k_lp
+            self._eq = (d_hp_eq, d_lp_eq)
+            self._x.append((self._static_w + d_hp_eq + d_lp_eq) / budget)
+        else:
+            self._x.append(self._x[-1] if self._x else 0.0)
+        self._valid.append(valid)
+        if self._eq is None:
+            return int(self._last_action)
+        d_hp_eq, d_lp_eq = self._eq
+        d_eq = d_hp_eq + d_lp_eq
+        if d_eq <= 0:
+            return int(self._preference[0])
+        dof, loc, scale = self._posterior_predictive()
+        capped = d_hp_eq * self._hp_kappa + d_lp_eq * self._lp_kappa  # (A,) dynamic power at each caps pair
+        delta_star = ((budget - self._static_w) * d_eq / capped - d_eq) / budget
+        risk = stats.t.sf(delta_star, dof, loc=loc, scale=scale)
+        ok = risk[self._preference] < self.epsilon
+        if ok.any():
+            action = self._preference[int(np.argmax(ok))]
+        else:
+            action = int(np.argmin(capped))
+        self._last_action = int(action)
+        return int(action)
