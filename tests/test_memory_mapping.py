@@ -315,3 +315,23 @@ def test_large_csv_instance(tmp_path):
     env = gym.make(ENV_ID, instance=f"csv:{path}", capacity=0.5)
     m = run_episode(env, make_policy("xla_best_fit", ENV_ID)).metrics
     assert m["buffers_total"] == 20_000 and 0.5 < m["benefit_placed_frac"] < 1.0
+
+
+def test_order_mode_candidate_gaps_match_brute_force():
+    env = gym.make(ENV_ID, instance="minimalloc:F", action_mode="order").unwrapped
+    env.reset(seed=0)
+    inst = env.instance
+    rng = np.random.default_rng(1)
+    done = False
+    while not done:
+        st = env.state
+        for j in range(st.n_candidates):
+            b, x = int(st.cand_buffer[j]), int(st.cand_offset[j])
+            live = np.flatnonzero(st.placed & (inst.start < inst.end[b]) & (inst.end > inst.start[b]))
+            xs, tops = st.offset[live], st.offset[live] + inst.size[live]
+            assert not np.any((xs < x + inst.size[b]) & (tops > x)), "candidate slot overlaps a placed buffer"
+            assert st.cand_gap_lo[j] == max([0, *tops[tops <= x]])
+            assert st.cand_gap_hi[j] == min([inst.capacity, *xs[xs >= x + inst.size[b]]])
+            if x > 0:  # lowest viable: one step lower would not be feasible
+                assert st.cand_gap_lo[j] == x
+        _, _, done, _, _ = env.step(int(rng.integers(0, st.n_candidates + 1)) if st.n_candidates else env.K)

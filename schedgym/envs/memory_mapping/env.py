@@ -212,6 +212,8 @@ class MemoryMappingEnv(SchedEnv):
             placed=np.zeros(n, dtype=bool),
             offset=np.full(n, -1, dtype=np.int64),
             min_viable_offset=mvo,
+            viable_gap_lo=np.zeros(n, dtype=np.int64),
+            viable_gap_hi=np.full(n, inst.capacity, dtype=np.int64),
             undecided_load=load,
             cursor=0,
             cand_buffer=np.full(self.K, -1, dtype=np.int64),
@@ -270,8 +272,8 @@ class MemoryMappingEnv(SchedEnv):
         chosen = live[part]
         st.cand_buffer[:k] = chosen
         st.cand_offset[:k] = st.min_viable_offset[chosen]
-        for j, b in enumerate(chosen):
-            st.cand_gap_lo[j], st.cand_gap_hi[j] = geometry.gap_around(prep, int(b), int(st.cand_offset[j]), st.placed, st.offset)
+        st.cand_gap_lo[:k] = st.viable_gap_lo[chosen]
+        st.cand_gap_hi[:k] = st.viable_gap_hi[chosen]
         st.n_candidates = k
 
     def _action_mask(self) -> np.ndarray:
@@ -333,18 +335,25 @@ class MemoryMappingEnv(SchedEnv):
         return reward, terminated, False, {}
 
     def _update_viable_offsets(self, b: int, x: int) -> None:
-        """Order mode: only undecided neighbours whose current viable slot overlaps the new buffer move."""
+        """Order mode: only undecided neighbours of the buffer just placed can change. Those whose viable
+        slot it overlaps are recomputed; for the others it can only narrow the free gap around the slot."""
         st = self.state
         prep = st.prep
-        inst = prep.inst
+        size = prep.inst.size
         nb = prep.neighbours(b)
         nb = nb[~st.decided[nb]]
         mvo = st.min_viable_offset[nb]
-        hit = nb[(mvo < x + inst.size[b]) & (mvo + inst.size[nb] > x)]
-        for k in hit:
+        top = x + int(size[b])
+        overlaps = (mvo < top) & (mvo + size[nb] > x)
+        rest, rest_mvo = nb[~overlaps], mvo[~overlaps]
+        below = top <= rest_mvo
+        st.viable_gap_lo[rest[below]] = np.maximum(st.viable_gap_lo[rest[below]], top)
+        above = ~below
+        st.viable_gap_hi[rest[above]] = np.minimum(st.viable_gap_hi[rest[above]], x)
+        for k in nb[overlaps]:
             k = int(k)
-            v = geometry.lowest_fit(prep, k, st.placed, st.offset)
-            st.min_viable_offset[k] = v
+            v, lo, hi = geometry.lowest_fit(prep, k, st.placed, st.offset)
+            st.min_viable_offset[k], st.viable_gap_lo[k], st.viable_gap_hi[k] = v, lo, hi
             if v == NO_FIT:
                 self._discard(k)
                 st.n_auto_discarded += 1

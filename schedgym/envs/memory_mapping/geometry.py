@@ -179,27 +179,21 @@ def candidate_offsets(
     return cand[o], below[o], above[o]
 
 
-def lowest_fit(prep: PreparedInstance, i: int, placed: np.ndarray, offset: np.ndarray) -> int:
-    """Lowest aligned offset where buffer ``i`` fits now, or ``NO_FIT``."""
+def lowest_fit(prep: PreparedInstance, i: int, placed: np.ndarray, offset: np.ndarray) -> tuple[int, int, int]:
+    """Lowest aligned offset where buffer ``i`` fits now and the free gap around it:
+    ``(offset, gap_lo, gap_hi)``, or ``(NO_FIT, 0, 0)``."""
     inst = prep.inst
     s, a, cap = int(inst.size[i]), int(inst.alignment[i]), int(inst.capacity)
     xs, ss = placed_neighbours(prep, i, placed, offset)
     if xs.size == 0:
-        return 0 if s <= cap else NO_FIT
+        return (0, 0, cap) if s <= cap else (NO_FIT, 0, 0)
     tops = np.maximum.accumulate(xs + ss)
-    # Free gaps: [prev_top, xs[k]) for k in order, then [tops[-1], cap).
-    starts = np.concatenate([[0], tops])
-    ends = np.concatenate([xs, [cap]])
-    starts = -(-starts // a) * a
-    ok = np.flatnonzero(starts + s <= ends)
-    return int(starts[ok[0]]) if ok.size else NO_FIT
-
-
-def gap_around(prep: PreparedInstance, i: int, x: int, placed: np.ndarray, offset: np.ndarray) -> tuple[int, int]:
-    """Bounds of the free gap that contains buffer ``i`` placed at ``x``."""
-    xs, ss = placed_neighbours(prep, i, placed, offset)
-    s = int(prep.inst.size[i])
-    tops = xs + ss
-    lo = int(tops[tops <= x].max()) if np.any(tops <= x) else 0
-    hi = int(xs[xs >= x + s].min()) if np.any(xs >= x + s) else int(prep.inst.capacity)
-    return lo, hi
+    # Free gaps: [0, xs[0]), [cummax top before k, xs[k]) for each k, then [tops[-1], cap).
+    gap_lo = np.concatenate([[0], tops])
+    gap_hi = np.concatenate([xs, [cap]])
+    starts = -(-gap_lo // a) * a
+    ok = np.flatnonzero(starts + s <= gap_hi)
+    if not ok.size:
+        return NO_FIT, 0, 0
+    k = ok[0]
+    return int(starts[k]), int(gap_lo[k]), int(gap_hi[k])

@@ -65,6 +65,8 @@ class MappingState:
     placed: np.ndarray  # (n,) bool, buffer in fast memory
     offset: np.ndarray  # (n,) int64 byte offset of placed buffers, -1 otherwise
     min_viable_offset: np.ndarray  # (n,) int64 lowest offset where each undecided buffer fits (order mode)
+    viable_gap_lo: np.ndarray  # (n,) int64 lower end of the free gap around that offset (order mode)
+    viable_gap_hi: np.ndarray  # (n,) int64 upper end of that gap (order mode)
     undecided_load: np.ndarray  # (n_time_bins,) float64 bytes of undecided buffers per coarse time bin
     cursor: int  # place mode: position in the presentation order of the current buffer
     cand_buffer: np.ndarray  # (K,) int64 buffer of each candidate action, -1 if none
