@@ -22,6 +22,12 @@ CASES: list[tuple[str, str, dict]] = [
     ("MemoryMapping minimalloc:K", "schedgym/MemoryMapping-v0", {"instance": "minimalloc:K"}),
     ("MemoryMapping random n=10000", "schedgym/MemoryMapping-v0", {"instance": "random", "n_buffers": 10000}),
     ("MemoryMapping order minimalloc:K", "schedgym/MemoryMapping-v0", {"instance": "minimalloc:K", "action_mode": "order"}),
+    ("GPUAutoscaling azure-conv", "schedgym/GPUAutoscaling-v0", {"workload": "azure-conv"}),
+    ("GPUAutoscaling synthetic 1 day", "schedgym/GPUAutoscaling-v0", {"workload": "synthetic"}),
+    ("AgentScheduling poisson (default)", "schedgym/AgentScheduling-v0", {}),
+    ("AgentScheduling azure-code bursty", "schedgym/AgentScheduling-v0", {"workload": "azure-code"}),
+    ("PowerCapping azure-conv 52 servers", "schedgym/PowerCapping-v0", {"n_servers": 52}),
+    ("PowerCapping synthetic 200 servers", "schedgym/PowerCapping-v0", {"n_servers": 200, "provisioned_servers": 160, "workload": "synthetic"}),
 ]
 
 

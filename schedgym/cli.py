@@ -10,7 +10,7 @@ import importlib
 import sys
 
 #: Sub-commands, in the order ``schedgym --help`` lists them.
-COMMANDS = ("envs", "run")
+COMMANDS = ("envs", "run", "train", "oversubscription", "bench", "validate", "leaderboard")
 
 
 def build_parser() -> argparse.ArgumentParser:

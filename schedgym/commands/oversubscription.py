@@ -77,8 +77,8 @@ def main(args: argparse.Namespace) -> int:
 
         result = servers_deployable(**common, on_count=on_count)
     table = Table(title=f"{args.policy}: servers deployable on a {result.provisioned_servers}-server budget")
-    for col in ("n_servers", "oversub", "brakes", "s over", "peak power", "HP loss", "LP loss", "energy kWh", "ok"):
-        table.add_column(col, justify="right")
+    for col in ("servers", "oversub", "brakes", "s>budget", "peak", "HP loss", "LP loss", "kWh", "ok"):
+        table.add_column(col, justify="right", no_wrap=True)
     for c in result.counts:
         table.add_row(
             str(c.n_servers),

@@ -31,10 +31,28 @@ class EnvEntry:
 
 ENV_ENTRIES: tuple[EnvEntry, ...] = (
     EnvEntry(
+        id="schedgym/AgentScheduling-v0",
+        entry_point="schedgym.envs.agent_scheduling.env:AgentSchedulingEnv",
+        description="Schedule LLM agents' requests onto continuously batched LLM cores with time slices (AIOS; VTC).",
+        test_kwargs={"n_agents": 12, "agent_rate": 0.1, "n_cores": 1, "max_batch": 4, "time_slice_s": 0.5},
+    ),
+    EnvEntry(
         id="schedgym/MemoryMapping-v0",
         entry_point="schedgym.envs.memory_mapping.env:MemoryMappingEnv",
         description="Place tensor buffers in an accelerator's fast memory at compile time (mallocGame; XLA best fit).",
         test_kwargs={"instance": "random", "n_buffers": 40},
+    ),
+    EnvEntry(
+        id="schedgym/GPUAutoscaling-v0",
+        entry_point="schedgym.envs.gpu_autoscaling.env:GPUAutoscalingEnv",
+        description="Scale GPU replicas of an LLM service on Azure traces against cost and a TTFT SLA (HARMONY; Kubernetes HPA).",
+        test_kwargs={"workload": "synthetic", "episode_days": 0.1, "mean_rate_per_s": 2.0, "max_replicas": 12},
+    ),
+    EnvEntry(
+        id="schedgym/PowerCapping-v0",
+        entry_point="schedgym.envs.power_capping.env:PowerCappingEnv",
+        description="Keep an oversubscribed row of LLM inference servers under its power budget with GPU clock caps (POLCA).",
+        test_kwargs={"n_servers": 10, "provisioned_servers": 8, "episode_s": 600, "rate_scale": 0.8},
     ),
 )
 
