@@ -9,7 +9,7 @@ import schedgym  # noqa: F401
 from schedgym.baselines import list_policies, make_policy
 from schedgym.baselines.agent_scheduling import BayesianSJF, LogNormalPosterior
 from schedgym.envs.agent_scheduling.env import AgentSchedulingEnv
-from schedgym.envs.agent_scheduling.types import ADMIT, DONE, PENDING, RUNNING, SLICE_END, WAITING
+from schedgym.envs.agent_scheduling.types import ADMIT, DONE, PENDING, RUNNING, WAITING
 from schedgym.envs.core.traces import TraceFormatError
 from schedgym.evaluation import make_env, run_episode
 

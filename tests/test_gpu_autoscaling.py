@@ -230,7 +230,7 @@ def test_bad_trace_row_names_file_and_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"t": 0, "p": 10, "o": 5}\n{"t": 1000, "p": 10, "o": 5}\n{"t": 2000, "p": "ten", "o": 5}\n')
     cols = {"time": "t", "prompt_tokens": "p", "output_tokens": "o"}
-    with pytest.raises(TraceFormatError, match=rf"bad\.jsonl:3:.*'ten'"):
+    with pytest.raises(TraceFormatError, match=r"bad\.jsonl:3:.*'ten'"):
         gym.make(ENV_ID, workload=f"trace:{path}", trace_columns=cols, trace_time_unit="ms")
     csv_path = tmp_path / "bad.csv"
     csv_path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.1,10,5\nyesterday,10,5\n")

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from schedgym.envs.core.traces import AZURE_TRACES, RequestTrace, load_workload_trace, scale_rate
-from schedgym.envs.gpu_autoscaling.workload import SyntheticParams, generate_synthetic
+from schedgym.envs.core.synthetic import SyntheticParams, generate_synthetic
 
 __all__ = ["EpisodeRequests", "base_trace", "synthetic_trace", "episode_requests", "default_start_hour"]
 
@@ -65,7 +65,7 @@ def synthetic_trace(
 ) -> RequestTrace:
     """``duration_s`` seconds of GPUAutoscaling's synthetic workload, its rate multiplied by ``rate_scale``.
 
-    ``knobs`` are :class:`schedgym.envs.gpu_autoscaling.workload.SyntheticParams` fields
+    ``knobs`` are :class:`schedgym.envs.core.synthetic.SyntheticParams` fields
     (``mean_rate_per_s``, ``burstiness``, ``diurnal_amplitude``, ``token_trace``, ``start_weekday``): both
     families draw the same synthetic traffic.
     """
