@@ -15,6 +15,7 @@ silently trains with a default.
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,16 @@ def _user_file_config(path: Path, env_id: str) -> dict[str, Any]:
     return {**sections.get(DEFAULT_SECTION, {}), **sections.get(_plain_id(env_id), {})}
 
 
+_FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)$")
+
+
+def _coerce_number(value: Any) -> Any:
+    """PyYAML (YAML 1.1) reads ``1e-3`` as a string; hyperparameters mean the float."""
+    if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
+        return float(value)
+    return value
+
+
 def parse_set_overrides(items: list[str] | None) -> dict[str, Any]:
     """``["lr=1e-3", "net_arch=[128, 128]"]`` -> ``{"lr": 0.001, "net_arch": [128, 128]}`` (values are YAML)."""
     out: dict[str, Any] = {}
@@ -87,7 +98,7 @@ def parse_set_overrides(items: list[str] | None) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--set expects key=value, got {item!r}")
-        out[key.strip()] = _read_yaml(value, f"--set {key.strip()}") if value.strip() else None
+        out[key.strip()] = _coerce_number(_read_yaml(value, f"--set {key.strip()}")) if value.strip() else None
     return out
 
 
@@ -104,6 +115,7 @@ def resolve_config(
     if config_file is not None:
         config.update(_user_file_config(Path(config_file), env_id))
     config.update(overrides or {})
+    config = {key: _coerce_number(value) for key, value in config.items()}
     if valid_keys is not None:
         unknown = sorted(set(config) - valid_keys)
         if unknown:

@@ -1,0 +1,108 @@
+"""The greedy policy of a trained PPO agent, whichever backend trained it.
+
+Both backends export the actor network in one format: an MLP ``obs -> logits`` stored as a torch
+``state_dict`` (tensors only, read with ``torch.load(weights_only=True)``) in ``policy.pt`` and its
+architecture in ``schedgym_agent.json["policy_arch"]``. Loading therefore never unpickles code, and a
+policy trained with RLlib or SB3 acts the same way: argmax of the logits over the legal actions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["ACTIVATIONS", "build_mlp", "policy_arch", "MaskedMLPPolicy", "load_policy"]
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def build_mlp(in_dim: int, hidden_sizes: list[int], out_dim: int, activation: str = "tanh") -> nn.Sequential:
+    """``Linear, act, ..., Linear``: the layer indices match SB3's ``policy_net`` (0, 2, ...) plus one head."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    layers: list[nn.Module] = []
+    last = in_dim
+    for size in hidden_sizes:
+        if int(size) < 1:
+            raise ValueError(f"hidden layer sizes must be >= 1, got {hidden_sizes!r}")
+        layers += [nn.Linear(last, int(size)), ACTIVATIONS[activation]()]
+        last = int(size)
+    layers.append(nn.Linear(last, out_dim))
+    return nn.Sequential(*layers)
+
+
+def policy_arch(obs_dim: int, n_actions: int, hidden_sizes: list[int], activation: str) -> dict[str, Any]:
+    return {
+        "kind": "masked_mlp",
+        "obs_dim": int(obs_dim),
+        "n_actions": int(n_actions),
+        "hidden_sizes": [int(h) for h in hidden_sizes],
+        "activation": activation,
+    }
+
+
+def flat_obs_dim(space: gym.Space) -> int:
+    if isinstance(space, gym.spaces.Dict) and "observations" in space.spaces:
+        space = space["observations"]
+    if not isinstance(space, gym.spaces.Box):
+        raise ValueError(f"PPO agents need a Box observation space, got {space}")
+    return int(np.prod(space.shape))
+
+
+class MaskedMLPPolicy:
+    """Acts greedily: ``argmax`` of the actor's logits among the actions ``info["action_mask"]`` allows."""
+
+    def __init__(self, net: nn.Sequential, arch: dict[str, Any], name: str = "ppo") -> None:
+        self.name = name
+        self.net = net.eval()
+        self.arch = arch
+
+    def reset(self, env: gym.Env) -> None:
+        pass
+
+    def logits(self, obs: Any) -> np.ndarray:
+        if isinstance(obs, dict):
+            obs = obs["observations"]
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32).reshape(1, -1))
+        if x.shape[1] != self.arch["obs_dim"]:
+            raise ValueError(f"observation has {x.shape[1]} values, the policy expects {self.arch['obs_dim']}")
+        with torch.no_grad():
+            return self.net(x)[0].numpy()
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        logits = self.logits(obs).astype(np.float64)
+        mask = info.get("action_mask")
+        if mask is None and isinstance(obs, dict):
+            mask = obs.get("action_mask")
+        if mask is not None:
+            legal = np.asarray(mask).astype(bool)
+            if legal.any():
+                logits = np.where(legal, logits, -np.inf)
+        # np.argmax takes the first maximum: ties break deterministically towards low action ids.
+        return int(np.argmax(logits))
+
+
+def load_policy(path: str | Path, meta: dict[str, Any], **kwargs: Any) -> MaskedMLPPolicy:
+    """The greedy policy saved in ``path`` (a run directory or one of its ``checkpoints/step_<N>``)."""
+    if kwargs:
+        raise ValueError(f"PPO policies take no kwargs, got {sorted(kwargs)}")
+    path = Path(path)
+    arch = meta.get("policy_arch")
+    if not isinstance(arch, dict) or arch.get("kind") != "masked_mlp":
+        raise ValueError(
+            f"{path}: schedgym_agent.json has no 'policy_arch' of kind 'masked_mlp' "
+            "(was training interrupted before the first checkpoint?)"
+        )
+    weights = path / "policy.pt"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{path}: no policy.pt (no checkpoint has been written yet)")
+    net = build_mlp(arch["obs_dim"], arch["hidden_sizes"], arch["n_actions"], arch["activation"])
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    backend = meta.get("backend") or "?"
+    return MaskedMLPPolicy(net, arch, name=f"ppo-{backend}:{path.name}")

@@ -1,0 +1,319 @@
+"""PPO with Ray RLlib on the new API stack (RLModule / Learner / EnvRunner) and our masking RLModule.
+
+The env is referred to as ``"schedgym:<id>"``: gymnasium imports ``schedgym`` (which registers the ids)
+inside every env runner process, so remote runners need nothing from the driver but the config. The
+``ActionMaskObservation`` wrapper is applied there too, through ``gym.make_vec(..., wrappers=[...])``
+(RLlib passes ``env_config`` to ``gym.make_vec`` as keyword arguments).
+
+Ray starts embedded by default, bound to 127.0.0.1 with no dashboard (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``
+makes Ray use the loopback address, as it does on laptops); ``address`` / ``RAY_ADDRESS`` joins a cluster.
+
+Checkpoints hold RLlib's own algorithm state (``rllib/``, for ``--resume`` of one's own runs; RLlib
+pickles parts of it) and the actor exported as a tensors-only ``policy.pt`` (what
+``schedgym run --policy`` loads, with ``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from schedgym.agents.ppo.policy import ACTIVATIONS, policy_arch
+from schedgym.training.common import TrainSpec
+from schedgym.training.progress import TrainProgress, main_metric_name
+from schedgym.training.rundir import POLICY_WEIGHTS_FILE, RunDir
+
+__all__ = ["train_rllib", "init_ray", "RLLIB_DEFAULTS", "rllib_env_name", "build_algo_config"]
+
+#: Fallbacks for keys the YAML leaves out (RLlib's PPO defaults unless noted); also the valid keys.
+RLLIB_DEFAULTS: dict[str, Any] = {
+    "timesteps": 100_000,  # default --timesteps
+    "num_env_runners": 0,  # remote EnvRunner actors; 0 samples in the driver process
+    "num_envs_per_env_runner": 4,  # vectorised copies of the env per runner
+    "train_batch_size": 2048,  # env steps per training iteration (per learner)
+    "minibatch_size": 128,
+    "num_epochs": 10,
+    "lr": 3.0e-4,  # SB3's PPO default (RLlib's is 5e-5)
+    "gamma": 0.99,
+    "lambda_": 0.95,  # GAE lambda (SB3's default; RLlib's is 1.0)
+    "clip_param": 0.2,
+    "vf_clip_param": 10.0,
+    "vf_loss_coeff": 0.5,  # SB3's default (RLlib's is 1.0)
+    "entropy_coeff": 0.0,
+    "use_kl_loss": False,  # clipping only, as in SB3 (RLlib's default adds a KL penalty)
+    "reward_scale": 1.0,  # rewards are multiplied by this while training (see wrappers.RewardScale)
+    "grad_clip": 0.5,  # SB3's max_grad_norm
+    "hidden_sizes": [64, 64],
+    "activation": "tanh",
+    "checkpoint_every_steps": 10_000,
+    "keep_checkpoints": 3,
+    "num_cpus": None,  # CPUs of the embedded Ray (None: all)
+    "torch_threads": 1,  # intra-op threads of the driver's learner while training (restored afterwards)
+}
+
+_COUNTERS_FILE = "trainer_state.json"
+_ALGO_STATE_DIR = "rllib"
+_METRICS_KEY = "schedgym_metrics"
+
+
+def _check_config(config: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(config) - set(RLLIB_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown hyperparameter(s) {unknown} for ppo/rllib; valid: {sorted(RLLIB_DEFAULTS)}")
+    cfg = {**RLLIB_DEFAULTS, **config}
+    for key in ("num_envs_per_env_runner", "train_batch_size", "minibatch_size", "num_epochs",
+                "checkpoint_every_steps", "torch_threads"):
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise ValueError(f"ppo/rllib hyperparameter {key} must be an integer >= 1, got {cfg[key]!r}")
+    if not isinstance(cfg["num_env_runners"], int) or cfg["num_env_runners"] < 0:
+        raise ValueError(f"ppo/rllib hyperparameter num_env_runners must be an integer >= 0, got {cfg['num_env_runners']!r}")
+    if not isinstance(cfg["reward_scale"], (int, float)) or not cfg["reward_scale"] > 0:
+        raise ValueError(f"ppo/rllib hyperparameter reward_scale must be a number > 0, got {cfg['reward_scale']!r}")
+    if cfg["activation"] not in ACTIVATIONS:
+        raise ValueError(f"ppo/rllib hyperparameter activation must be one of {sorted(ACTIVATIONS)}, got {cfg['activation']!r}")
+    return cfg
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Start embedded Ray on 127.0.0.1 (or join ``address`` / ``$RAY_ADDRESS``); True if this call started it."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is None:
+        # Read by Ray when it is imported: with 0, the node (GCS, raylet, workers) binds the loopback address.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address is None:
+        from ray._private import ray_constants
+
+        if ray_constants.ENABLE_RAY_CLUSTER and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "1":
+            raise RuntimeError(
+                "ray was imported before schedgym could set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, so an embedded Ray "
+                "would listen on all interfaces; set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 in the environment, "
+                "or pass --address to join a cluster"
+            )
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address=address, log_to_driver=False)
+    return True
+
+
+def rllib_env_name(env_id: str) -> str:
+    """``"schedgym/X-v0"`` -> ``"schedgym:schedgym/X-v0"``: the module gymnasium imports in each runner.
+
+    Ids that already name a module are kept; an id outside the ``schedgym/`` namespace (an entry added
+    to the registry by a user) is prefixed with the module of its entry point.
+    """
+    if ":" in env_id:
+        return env_id
+    if env_id.startswith("schedgym/"):
+        return f"schedgym:{env_id}"
+    from schedgym.envs import env_entry
+
+    return f"{env_entry(env_id).entry_point.split(':', 1)[0]}:{env_id}"
+
+
+def _metrics_callback_class() -> type:
+    from ray.rllib.callbacks.callbacks import RLlibCallback
+
+    class SchedgymMetricsCallback(RLlibCallback):
+        """Logs the numeric ``info["metrics"]`` of every finished episode (mean over the last 100)."""
+
+        def on_episode_end(self, *, episode: Any, metrics_logger: Any = None, **kwargs: Any) -> None:
+            if metrics_logger is None:
+                return
+            info = episode.get_infos(-1)
+            metrics = info.get("metrics") if isinstance(info, dict) else None
+            for key, value in (metrics or {}).items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    metrics_logger.log_value((_METRICS_KEY, key), float(value), reduce="mean", window=100)
+
+    return SchedgymMetricsCallback
+
+
+def build_algo_config(env_id: str, env_kwargs: dict[str, Any], cfg: dict[str, Any], seed: int) -> Any:
+    """The ``PPOConfig`` of a run (new API stack, masking RLModule, env by module-qualified id)."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from schedgym.agents.ppo.rl_module import MaskedMLPTorchRLModule
+    from schedgym.envs.core import ActionMaskObservation
+
+    from schedgym.agents.ppo.wrappers import RewardScale
+
+    n_envs = cfg["num_envs_per_env_runner"] * max(1, cfg["num_env_runners"])
+    wrappers: list[Any] = [ActionMaskObservation]
+    if float(cfg["reward_scale"]) != 1.0:
+        scale = float(cfg["reward_scale"])
+        wrappers.append(functools.partial(RewardScale, scale=scale))
+    config = (
+        PPOConfig()
+        .environment(env=rllib_env_name(env_id), env_config={**env_kwargs, "wrappers": wrappers})
+        .framework("torch")
+        .env_runners(
+            num_env_runners=cfg["num_env_runners"],
+            num_envs_per_env_runner=cfg["num_envs_per_env_runner"],
+            rollout_fragment_length=max(1, cfg["train_batch_size"] // n_envs),
+        )
+        .learners(num_learners=0)
+        .rl_module(
+            rl_module_spec=RLModuleSpec(
+                module_class=MaskedMLPTorchRLModule,
+                model_config={"hidden_sizes": list(cfg["hidden_sizes"]), "activation": cfg["activation"]},
+            )
+        )
+        .training(
+            train_batch_size_per_learner=cfg["train_batch_size"],
+            minibatch_size=cfg["minibatch_size"],
+            num_epochs=cfg["num_epochs"],
+            lr=cfg["lr"],
+            gamma=cfg["gamma"],
+            lambda_=cfg["lambda_"],
+            clip_param=cfg["clip_param"],
+            vf_clip_param=cfg["vf_clip_param"],
+            vf_loss_coeff=cfg["vf_loss_coeff"],
+            entropy_coeff=cfg["entropy_coeff"],
+            use_kl_loss=cfg["use_kl_loss"],
+            grad_clip=cfg["grad_clip"],
+        )
+        .callbacks(_metrics_callback_class())
+        .debugging(seed=seed)
+    )
+    return config
+
+
+def _export_actor(algo: Any) -> dict[str, torch.Tensor]:
+    """The learner's ``pi`` network as a :func:`build_mlp` state dict (tensors only)."""
+    from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE, DEFAULT_MODULE_ID
+
+    path = f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}/{DEFAULT_MODULE_ID}"
+    state = algo.learner_group.get_state(components=path)
+    module_state = state[COMPONENT_LEARNER][COMPONENT_RL_MODULE][DEFAULT_MODULE_ID]
+    return {
+        key[len("pi."):]: torch.as_tensor(np.asarray(value)).clone()
+        for key, value in module_state.items()
+        if key.startswith("pi.")
+    }
+
+
+def _save_checkpoint(run: RunDir, algo: Any, step: int, cfg: dict[str, Any], meta: dict[str, Any]) -> Path:
+    tmp = run.begin_checkpoint(step)
+    algo.save_to_path(str((tmp / _ALGO_STATE_DIR).resolve()))
+    (tmp / _COUNTERS_FILE).write_text(json.dumps({"env_steps": step}))
+    torch.save(_export_actor(algo), tmp / POLICY_WEIGHTS_FILE)
+    return run.commit_checkpoint(tmp, step, meta, keep=cfg["keep_checkpoints"])
+
+
+def _result_value(result: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(result, dict) or key not in result:
+            return None
+        result = result[key]
+    return result
+
+
+def train_rllib(spec: TrainSpec) -> Path:
+    """Train RLlib PPO as ``spec`` says; checkpoints, TensorBoard and metadata go to ``spec.out_dir``."""
+    from schedgym.evaluation import make_env
+
+    run = RunDir(spec.out_dir)
+    cfg = _check_config(spec.config)
+    meta = run.prepare(spec)
+    if spec.resume:  # continue the stored experiment, whatever the command line said
+        cfg = _check_config(meta["config"])
+    env_id, env_kwargs, seed = meta["env_id"], meta["env_kwargs"], int(meta["seed"])
+    probe = make_env(env_id, env_kwargs)  # fail here, with the kwarg error, not inside an env runner
+    from schedgym.agents.ppo.policy import flat_obs_dim
+
+    meta["policy_arch"] = policy_arch(
+        flat_obs_dim(probe.observation_space), int(probe.action_space.n), cfg["hidden_sizes"], cfg["activation"]
+    )
+    probe.close()
+
+    started_ray = init_ray(spec.address, cfg["num_cpus"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(cfg["torch_threads"]))
+    from torch.utils.tensorboard import SummaryWriter
+
+    algo = None
+    writer = SummaryWriter(str(run.tensorboard_dir / "rllib"))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            algo = build_algo_config(env_id, env_kwargs, cfg, seed).build_algo()
+        step = 0
+        latest = run.latest_checkpoint() if spec.resume else None
+        if latest is not None:
+            algo.restore_from_path(str((latest / _ALGO_STATE_DIR).resolve()))
+            step = int(json.loads((latest / _COUNTERS_FILE).read_text())["env_steps"])
+            run.log("resume", step=step, checkpoint=latest.name)
+        else:
+            run.log("start", step=0)
+        every = int(cfg["checkpoint_every_steps"])
+        next_checkpoint = (step // every + 1) * every
+        metric_name = main_metric_name(env_id)
+        last_saved = step if latest is not None else None
+        with TrainProgress(spec.timesteps, step, enabled=spec.progress, description=f"ppo/rllib {env_id}") as bar:
+            while step < spec.timesteps:
+                result = algo.train()
+                sampled = _result_value(result, "env_runners", "num_env_steps_sampled")
+                if not sampled:
+                    raise RuntimeError(f"RLlib iteration reported no sampled env steps: {sorted(result)}")
+                step += int(sampled)
+                mean_return = _result_value(result, "env_runners", "episode_return_mean")
+                metrics = _result_value(result, "env_runners", _METRICS_KEY) or {}
+                metric_name = main_metric_name(env_id, metrics) if metrics else metric_name
+                metric_value = metrics.get(metric_name) if metric_name else None
+                _log_tensorboard(writer, result, step, metrics)
+                bar.update(step, _finite(mean_return), metric_name, _finite(metric_value))
+                if step >= next_checkpoint:
+                    _save_checkpoint(run, algo, step, cfg, meta)
+                    last_saved = step
+                    next_checkpoint = (step // every + 1) * every
+        if last_saved != step or run.latest_checkpoint() is None:
+            _save_checkpoint(run, algo, step, cfg, meta)
+        run.log("done", step=step)
+    finally:
+        torch.set_num_threads(threads)
+        writer.close()
+        if algo is not None:
+            algo.stop()
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    return run.path
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _log_tensorboard(writer: Any, result: dict[str, Any], step: int, metrics: dict[str, Any]) -> None:
+    scalars = {
+        "rollout/ep_rew_mean": _result_value(result, "env_runners", "episode_return_mean"),
+        "rollout/ep_len_mean": _result_value(result, "env_runners", "episode_len_mean"),
+    }
+    learner = _result_value(result, "learners", "default_policy") or {}
+    for key in ("policy_loss", "vf_loss", "entropy", "mean_kl_loss", "vf_explained_var"):
+        scalars[f"train/{key}"] = learner.get(key)
+    for key, value in metrics.items():
+        scalars[f"metrics/{key}"] = value
+    for tag, value in scalars.items():
+        value = _finite(value)
+        if value is not None:
+            writer.add_scalar(tag, value, step)
