@@ -1,0 +1,398 @@
+"""Self-play, replay, learner and shared storage: the plain logic, and the Ray actors around it.
+
+The decomposition is muzero-general's (SharedStorage / ReplayBuffer / N x SelfPlay / Trainer), but
+each self-play worker searches B environments as one batch (:mod:`.search`), the replay buffer is
+bounded and NaN-proof (:mod:`.replay`), and the driver (:mod:`.driver`) supervises the workers: a
+self-play actor that dies is replaced, while the buffer lives on in its own actor.
+
+A train/act ratio keeps learning and acting in step: the learner waits while
+``updates > train_act_ratio * env_steps``; once the learner has started, self-play waits while it is
+more than a few batched moves ahead of ``updates / train_act_ratio`` (before that it fills the
+buffer freely, so the learner can never wait on a throttled self-play).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from schedgym.agents.muzero.config import MuZeroConfig
+from schedgym.agents.muzero.models import make_model
+from schedgym.agents.muzero.networks import MuZeroNetwork, NetworkConfig
+from schedgym.agents.muzero.replay import Episode, ReplayBuffer
+from schedgym.agents.muzero.search import gumbel_muzero_search
+
+__all__ = ["LearnerCore", "ReplayActor", "SelfPlayCore", "SharedStorage", "remote_classes", "state_dict_to_numpy"]
+
+
+def state_dict_to_numpy(net: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+
+
+def load_numpy_state(net: torch.nn.Module, weights: dict[str, np.ndarray]) -> None:
+    net.load_state_dict({k: torch.as_tensor(v) for k, v in weights.items()})
+
+
+# --------------------------------------------------------------------------- self-play
+class SelfPlayCore:
+    """B envs stepped together; each move is one batched Gumbel MuZero search over the B roots."""
+
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any], cfg: MuZeroConfig, seed: int) -> None:
+        from schedgym.evaluation import make_env
+
+        self.cfg = cfg
+        self.rng = np.random.default_rng(seed)
+        self.envs = [make_env(env_id, env_kwargs) for _ in range(cfg.envs_per_worker)]
+        space = self.envs[0].action_space
+        self.num_actions = int(space.n)
+        self.obs_dim = int(np.prod(self.envs[0].observation_space.shape))
+        self.net = MuZeroNetwork(cfg.network(self.obs_dim, self.num_actions)).eval()
+        self.search_cfg = cfg.search(acting=False)
+        self.obs: list[np.ndarray] = [None] * len(self.envs)  # type: ignore[list-item]
+        self.legal: list[np.ndarray] = [None] * len(self.envs)  # type: ignore[list-item]
+        self.scratch: list[Any] = [None] * len(self.envs)
+        self.traces: list[dict[str, list]] = [{} for _ in self.envs]
+        for b in range(len(self.envs)):
+            self._reset(b)
+
+    def _reset(self, b: int) -> None:
+        env = self.envs[b]
+        obs, info = env.reset(seed=int(self.rng.integers(2**31 - 1)))
+        self.obs[b] = np.asarray(obs, np.float32).reshape(-1)
+        self.legal[b] = np.asarray(info["action_mask"], bool)
+        if self.cfg.model == "simulator":
+            # A scratch copy per episode: instance data generated at reset may live outside env.state.
+            self.scratch[b] = copy.deepcopy(env.unwrapped)
+        self.traces[b] = {"obs": [], "actions": [], "rewards": [], "root_values": [], "policies": []}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        load_numpy_state(self.net, weights)
+
+    def step(self) -> tuple[list[Episode], list[dict[str, Any]]]:
+        """One move in each of the B envs; returns the finished episodes and their stats."""
+        obs = np.stack(self.obs)
+        legal = np.stack(self.legal)
+        states = [e.unwrapped.get_state() for e in self.envs] if self.cfg.model == "simulator" else None
+        model = make_model(self.cfg.model, self.net, obs, legal, self.scratch, states)
+        out = gumbel_muzero_search(model, self.search_cfg, self.rng)
+        finished: list[Episode] = []
+        stats: list[dict[str, Any]] = []
+        for b, env in enumerate(self.envs):
+            a = int(out.action[b])
+            tr = self.traces[b]
+            tr["obs"].append(self.obs[b])
+            tr["actions"].append(a)
+            tr["root_values"].append(float(out.root_value[b]))
+            tr["policies"].append(out.policy_target[b])
+            o, r, term, trunc, info = env.step(a)
+            tr["rewards"].append(float(r))
+            self.obs[b] = np.asarray(o, np.float32).reshape(-1)
+            self.legal[b] = np.asarray(info["action_mask"], bool)
+            if term or trunc:
+                finished.append(
+                    Episode(
+                        obs=np.stack(tr["obs"]).astype(np.float32),
+                        actions=np.asarray(tr["actions"], np.int64),
+                        rewards=np.asarray(tr["rewards"], np.float32),
+                        root_values=np.asarray(tr["root_values"], np.float32),
+                        policies=np.stack(tr["policies"]).astype(np.float32),
+                    )
+                )
+                metrics = info.get("metrics") or env.unwrapped.metrics()
+                stats.append({"return": float(np.sum(tr["rewards"])), "length": len(tr["actions"]),
+                              "metrics": {k: float(v) for k, v in metrics.items() if np.isscalar(v)}})
+                self._reset(b)
+        return finished, stats
+
+
+# --------------------------------------------------------------------------- learner
+def _scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Identity forward, gradient x scale backward (MuZero Appendix G: halve dynamics gradients)."""
+    return x * scale + x.detach() * (1.0 - scale)
+
+
+class LearnerCore:
+    """The MuZero loss (value, reward, policy over a K-step unroll) and an Adam step."""
+
+    def __init__(self, cfg: MuZeroConfig, net_cfg: NetworkConfig, seed: int) -> None:
+        torch.manual_seed(seed)
+        self.cfg = cfg
+        self.net = MuZeroNetwork(net_cfg)
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.training_step = 0
+
+    def update(self, batch: dict[str, np.ndarray]) -> tuple[dict[str, float], np.ndarray]:
+        net, cfg = self.net, self.cfg
+        net.train()
+        support = net.support
+        k_steps = cfg.train_unroll_steps
+        obs = torch.as_tensor(batch["obs"])
+        actions = torch.as_tensor(batch["actions"][:, :k_steps])
+        z = torch.as_tensor(batch["target_value"])
+        u = torch.as_tensor(batch["target_reward"])
+        pi = torch.as_tensor(batch["target_policy"])
+        pmask = torch.as_tensor(batch["policy_mask"])
+        weights = torch.as_tensor(batch["weights"])
+
+        s = net.represent(obs)
+        logits, vlog = net.predict(s)
+        value0 = support.logits_to_scalar(vlog.detach())
+        v_loss = -(support.scalar_to_probs(z[:, 0]) * F.log_softmax(vlog, -1)).sum(-1)
+        p_loss = -(pi[:, 0] * F.log_softmax(logits, -1)).sum(-1) * pmask[:, 0]
+        r_loss = torch.zeros_like(v_loss)
+        for k in range(1, k_steps + 1):
+            s, rlog = net.dynamics_step(s, actions[:, k - 1])
+            s = _scale_grad(s, 0.5)
+            logits, vlog = net.predict(s)
+            # each unrolled step's loss is scaled by 1/K (MuZero Appendix G)
+            v_loss = v_loss + (-(support.scalar_to_probs(z[:, k]) * F.log_softmax(vlog, -1)).sum(-1)) / k_steps
+            p_loss = p_loss + (-(pi[:, k] * F.log_softmax(logits, -1)).sum(-1) * pmask[:, k]) / k_steps
+            r_loss = r_loss + (-(support.scalar_to_probs(u[:, k]) * F.log_softmax(rlog, -1)).sum(-1)) / k_steps
+        loss = ((cfg.value_loss_weight * v_loss + p_loss + r_loss) * weights).mean()
+        self.opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip_norm)
+        self.opt.step()
+        self.training_step += 1
+        net.eval()
+        priorities = (value0 - z[:, 0]).abs().numpy()
+        return (
+            {"loss": loss.item(), "value_loss": v_loss.mean().item(), "policy_loss": p_loss.mean().item(),
+             "reward_loss": r_loss.mean().item()},
+            priorities,
+        )
+
+
+# --------------------------------------------------------------------------- plain actor classes
+class SharedStorage:
+    """Latest weights, counters and recent episode stats (one instance per run)."""
+
+    def __init__(self, counters: dict[str, int] | None = None) -> None:
+        self.weights: dict[str, np.ndarray] | None = None
+        self.weights_version = 0
+        self.counters = {"played_steps": 0, "episodes": 0, "training_step": 0, **(counters or {})}
+        self.recent: deque[dict[str, Any]] = deque(maxlen=200)
+        self.new_stats: list[dict[str, Any]] = []
+        self.stop = False
+        self.node_ids: dict[int, str] = {}
+
+    def set_weights(self, weights: dict[str, np.ndarray], training_step: int) -> None:
+        self.weights = weights
+        self.weights_version += 1
+        self.counters["training_step"] = int(training_step)
+
+    def get_weights(self, if_newer_than: int = -1) -> tuple[int, dict[str, np.ndarray] | None]:
+        if self.weights_version <= if_newer_than:
+            return self.weights_version, None
+        return self.weights_version, self.weights
+
+    def record_play(self, steps: int, stats: list[dict[str, Any]], worker_id: int, node_id: str) -> int:
+        self.counters["played_steps"] += int(steps)
+        self.counters["episodes"] += len(stats)
+        self.recent.extend(stats)
+        self.new_stats.extend(stats)
+        self.node_ids[worker_id] = node_id
+        return self.counters["played_steps"]
+
+    def set_training_step(self, step: int) -> None:
+        self.counters["training_step"] = int(step)
+
+    def get_counters(self) -> dict[str, int]:
+        return dict(self.counters)
+
+    def pop_new_stats(self) -> list[dict[str, Any]]:
+        out, self.new_stats = self.new_stats, []
+        return out
+
+    def recent_mean(self, key: str = "return", metric: str | None = None) -> float | None:
+        vals = [s["metrics"].get(metric) if metric else s[key] for s in self.recent]
+        vals = [v for v in vals if v is not None]
+        return float(np.mean(vals)) if vals else None
+
+    def set_stop(self, stop: bool = True) -> None:
+        self.stop = stop
+
+    def get_stop(self) -> bool:
+        return self.stop
+
+    def get_node_ids(self) -> dict[int, str]:
+        return dict(self.node_ids)
+
+
+class ReplayActor:
+    """The replay buffer as an actor: it outlives any self-play worker."""
+
+    def __init__(self, cfg_dict: dict[str, Any], seed: int) -> None:
+        cfg = MuZeroConfig.from_dict(cfg_dict)
+        self.buffer = ReplayBuffer(cfg.replay_capacity, cfg.train_unroll_steps, cfg.td_steps, cfg.discount,
+                                   cfg.priority_alpha, cfg.priority_beta, seed)
+
+    def add(self, episodes: list[Episode]) -> int:
+        for ep in episodes:
+            self.buffer.add(ep)
+        return len(self.buffer)
+
+    def size(self) -> int:
+        return len(self.buffer)
+
+    def total_added(self) -> int:
+        return self.buffer.total_added
+
+    def sample(self, batch_size: int) -> dict[str, np.ndarray]:
+        return self.buffer.sample(batch_size)
+
+    def update_priorities(self, episode_ids: np.ndarray, positions: np.ndarray, priorities: np.ndarray) -> None:
+        self.buffer.update_priorities(episode_ids, positions, priorities)
+
+    def save(self, path: str) -> None:
+        self.buffer.save(path)
+
+    def load(self, path: str) -> int:
+        self.buffer.load(path)
+        return len(self.buffer)
+
+
+class SelfPlayWorker:
+    """Ray actor: runs :class:`SelfPlayCore` until the run's step budget is reached."""
+
+    def __init__(self, worker_id: int, env_id: str, env_kwargs: dict[str, Any], cfg_dict: dict[str, Any],
+                 seed: int, storage: Any, replay: Any, timesteps: int) -> None:
+        self.cfg = MuZeroConfig.from_dict(cfg_dict)
+        torch.set_num_threads(self.cfg.torch_threads)
+        self.worker_id = worker_id
+        self.core = SelfPlayCore(env_id, env_kwargs, self.cfg, seed)
+        self.storage, self.replay, self.timesteps = storage, replay, int(timesteps)
+
+    def ping(self) -> int:
+        return os.getpid()
+
+    def run(self) -> int:
+        import ray
+
+        node_id = ray.get_runtime_context().get_node_id()
+        cfg = self.cfg
+        version = -1
+        moves = 0
+        slack = 4 * cfg.envs_per_worker * cfg.num_selfplay_workers
+        while True:
+            if ray.get(self.storage.get_stop.remote()):
+                return moves
+            counters = ray.get(self.storage.get_counters.remote())
+            if counters["played_steps"] >= self.timesteps:
+                return moves
+            learner_started = counters["training_step"] > 0  # before that, fill the buffer freely
+            if learner_started and counters["played_steps"] > counters["training_step"] / cfg.train_act_ratio + slack:
+                time.sleep(0.05)  # the learner is behind: wait (train/act ratio)
+                continue
+            if moves % cfg.weights_sync_steps == 0:
+                version, weights = ray.get(self.storage.get_weights.remote(version))
+                if weights is not None:
+                    self.core.set_weights(weights)
+            episodes, stats = self.core.step()
+            moves += 1
+            if episodes:
+                self.replay.add.remote(episodes)
+            self.storage.record_play.remote(cfg.envs_per_worker, stats, self.worker_id, node_id)
+
+
+class Learner:
+    """Ray actor: samples the replay buffer, updates the network, publishes weights, checkpoints."""
+
+    def __init__(self, cfg_dict: dict[str, Any], net_cfg: dict[str, Any], seed: int, storage: Any, replay: Any,
+                 run_dir: str, meta: dict[str, Any], resume_from: str | None) -> None:
+        self.cfg = MuZeroConfig.from_dict(cfg_dict)
+        torch.set_num_threads(self.cfg.torch_threads)
+        net_cfg = dict(net_cfg)
+        net_cfg["layers"] = tuple(net_cfg["layers"])
+        self.core = LearnerCore(self.cfg, NetworkConfig(**net_cfg), seed)
+        self.storage, self.replay = storage, replay
+        self.run_dir, self.meta = run_dir, meta
+        self.writer: Any = None
+        if resume_from is not None:
+            self._restore(Path(resume_from))
+
+    def _restore(self, ckpt: Path) -> None:
+        self.core.net.load_state_dict(torch.load(ckpt / "policy.pt", weights_only=True))
+        trainer = torch.load(ckpt / "trainer.pt", weights_only=True)
+        self.core.opt.load_state_dict(trainer["optimizer"])
+        self.core.training_step = int(trainer["counters"]["training_step"])
+
+    def initial_weights(self) -> dict[str, np.ndarray]:
+        return state_dict_to_numpy(self.core.net)
+
+    def training_step(self) -> int:
+        return self.core.training_step
+
+    def checkpoint(self) -> str:
+        import ray
+
+        from schedgym.training.rundir import RunDir
+
+        rd = RunDir(self.run_dir)
+        step = self.core.training_step
+        tmp = rd.begin_checkpoint(step)
+        counters = ray.get(self.storage.get_counters.remote())
+        counters["training_step"] = step
+        ray.get(self.replay.save.remote(str(tmp / "replay.npz")))  # same moment as the weights
+        torch.save(self.core.net.state_dict(), tmp / "policy.pt")
+        torch.save({"optimizer": self.core.opt.state_dict(), "counters": counters}, tmp / "trainer.pt")
+        final = rd.commit_checkpoint(tmp, step, self.meta, keep=self.cfg.keep_checkpoints)
+        return str(final)
+
+    def run(self, timesteps: int) -> dict[str, Any]:
+        import ray
+        from torch.utils.tensorboard import SummaryWriter
+
+        from schedgym.training.rundir import RunDir
+
+        cfg, core = self.cfg, self.core
+        self.writer = SummaryWriter(str(RunDir(self.run_dir).tensorboard_dir), filename_suffix=".learner")
+        target_updates = max(1, int(np.ceil(cfg.train_act_ratio * timesteps)))
+        last: dict[str, float] = {}
+        while core.training_step < target_updates:
+            if ray.get(self.storage.get_stop.remote()):
+                break
+            counters = ray.get(self.storage.get_counters.remote())
+            size = ray.get(self.replay.size.remote())
+            if size < min(cfg.min_replay_transitions, cfg.replay_capacity) or (
+                core.training_step >= cfg.train_act_ratio * counters["played_steps"]
+            ):
+                time.sleep(0.02)  # wait for self-play (train/act ratio)
+                continue
+            batch = ray.get(self.replay.sample.remote(cfg.batch_size))
+            last, priorities = core.update(batch)
+            self.replay.update_priorities.remote(batch["episode_ids"], batch["positions"], priorities)
+            step = core.training_step
+            if step % cfg.publish_weights_every == 0:
+                self.storage.set_weights.remote(state_dict_to_numpy(core.net), step)
+            else:
+                self.storage.set_training_step.remote(step)
+            if step % 10 == 0:
+                for k, v in last.items():
+                    self.writer.add_scalar(f"learner/{k}", v, step)
+            if step % cfg.checkpoint_every == 0:
+                self.checkpoint()
+        self.storage.set_weights.remote(state_dict_to_numpy(core.net), core.training_step)
+        path = self.checkpoint()
+        self.writer.close()
+        return {"training_step": core.training_step, "checkpoint": path, **last}
+
+
+def remote_classes() -> dict[str, Any]:
+    """The Ray actor classes (built lazily so that importing this module does not import Ray)."""
+    import ray
+
+    return {
+        "storage": ray.remote(SharedStorage),
+        "replay": ray.remote(ReplayActor),
+        "selfplay": ray.remote(SelfPlayWorker),
+        "learner": ray.remote(Learner),
+    }
