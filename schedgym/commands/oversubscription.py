@@ -31,11 +31,11 @@ def _parse_seeds(text: str) -> list[int]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from schedgym.commands.run import _parse_json_object
+    from schedgym.commands import parse_json_object
     from schedgym.envs.power_capping.oversubscription import servers_deployable
 
-    env_kwargs = _parse_json_object(args.kwargs, "--kwargs")
-    policy_kwargs = _parse_json_object(args.policy_kwargs, "--policy-kwargs")
+    env_kwargs = parse_json_object(args.kwargs, "--kwargs")
+    policy_kwargs = parse_json_object(args.policy_kwargs, "--policy-kwargs")
     seeds = _parse_seeds(args.seeds)
     common = dict(
         policy=args.policy,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
+
+from schedgym.commands import parse_json_object
 
 HELP = "run a baseline (or a trained agent) in an env and print its metrics"
 
@@ -19,16 +20,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode i uses seed+i")
     parser.add_argument("--render", metavar="FILE.png", help="save a picture of the last episode's final state")
     parser.add_argument("--json", action="store_true", help="print one JSON object per episode")
-
-
-def _parse_json_object(text: str, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{what} is not valid JSON: {exc.msg} (got {text!r})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} must be a JSON object, got {text!r}")
-    return value
 
 
 def resolve_policy(name: str, env_id: str, policy_kwargs: dict[str, Any], seed: int) -> Any:
@@ -52,8 +43,8 @@ def main(args: argparse.Namespace) -> int:
     from schedgym.evaluation import make_env, run_episode
 
     entry = env_entry(args.env)
-    env_kwargs = _parse_json_object(args.kwargs, "--kwargs")
-    policy_kwargs = _parse_json_object(args.policy_kwargs, "--policy-kwargs")
+    env_kwargs = parse_json_object(args.kwargs, "--kwargs")
+    policy_kwargs = parse_json_object(args.policy_kwargs, "--policy-kwargs")
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     policy = resolve_policy(args.policy, entry.id, policy_kwargs, args.seed)

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from schedgym.commands import parse_json_object
+
 HELP = "train an agent (PPO with RLlib or SB3, or MuZero) and save checkpoints to a run directory"
 
 ALGOS = ("ppo", "muzero")
@@ -32,16 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _parse_json_object(text: str, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{what} is not valid JSON: {exc.msg} (got {text!r})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} must be a JSON object, got {text!r}")
-    return value
-
-
 def build_spec(args: argparse.Namespace) -> Any:
     """The :class:`~schedgym.training.TrainSpec` the command line describes (no training)."""
     from schedgym.envs import env_entry
@@ -54,7 +46,7 @@ def build_spec(args: argparse.Namespace) -> Any:
         backend = backend or "rllib"
     elif backend is not None:
         raise ValueError(f"--backend applies to --algo ppo only, not {args.algo!r}")
-    env_kwargs = _parse_json_object(args.kwargs, "--kwargs")
+    env_kwargs = parse_json_object(args.kwargs, "--kwargs")
     config = resolve_config(args.algo, backend, entry.id, args.config, parse_set_overrides(args.set))
     tag = f"{args.algo}-{backend}" if backend else args.algo
     if args.resume:
