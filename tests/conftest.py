@@ -18,6 +18,7 @@ def ray_session():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # address="local": always start our own instance, never join a Ray already running on the machine.
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     # Left running until the interpreter exits: other session-scoped users may still need it.

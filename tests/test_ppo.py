@@ -81,6 +81,18 @@ def _check_run_dir(run_dir: Path, backend: str, env_id: str, timesteps: int) -> 
     log = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
     assert [e["event"] for e in log][0] == "start" and log[-1]["event"] == "done"
     assert sum(e["event"] == "checkpoint" for e in log) >= 2  # periodic, not only the final one
+    _assert_weights_only_checkpoints(run_dir)
+
+
+def _assert_weights_only_checkpoints(run_dir: Path) -> None:
+    """Every checkpoint file is JSON/YAML or a torch zip archive that loads with weights_only=True."""
+    files = [p for p in (run_dir / "checkpoints").rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        assert path.suffix in (".pt", ".json", ".yaml"), path
+        if path.suffix == ".pt":
+            assert path.read_bytes()[:2] == b"PK", path  # torch's zip format, not a bare pickle stream
+            torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _mean_frac(env_id: str, kwargs: dict, policy) -> float:
@@ -289,22 +301,75 @@ def test_rllib_learns_memory_mapping(tmp_path: Path, ray_session) -> None:
 
 
 @pytest.mark.slow
-def test_rllib_resume_continues_from_checkpoint(tmp_path: Path, ray_session) -> None:
-    """A run stopped after its first checkpoint resumes from that step with RLlib's restored state."""
+def test_rllib_resume_continues_from_checkpoint(tmp_path: Path, ray_session, monkeypatch) -> None:
+    """A run stopped after its first checkpoint resumes from that step with the saved weights restored.
+
+    The checkpoint is weights-only (no RLlib pickles): the fresh Algorithm built on --resume gets the
+    saved RLModule weights and optimizer state in its learner, and the same weights in its env runner.
+    """
+    from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_OPTIMIZER, COMPONENT_RL_MODULE, DEFAULT_MODULE_ID
+
+    from schedgym.agents.ppo import rllib as rllib_backend
     from schedgym.training.rundir import RunDir
 
     out = tmp_path / "run"
     kwargs = _entry(LEARN_ENV).test_kwargs
     assert cli_main(_train_args(LEARN_ENV, kwargs, "rllib", out, 64, RLLIB_TINY)) == 0
     first_weights = torch.load(out / "policy.pt", weights_only=True)
+    checkpoint = RunDir(out).latest_checkpoint()
+    assert RunDir.checkpoint_step(checkpoint) == 64
+    _assert_weights_only_checkpoints(out)
+    assert not (checkpoint / "rllib").exists()  # RLlib's pickled algorithm checkpoint is not written
+    saved = torch.load(checkpoint / "rllib_state.pt", weights_only=True)
+    saved_module = saved[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID]
+    assert {k.split(".")[0] for k in saved_module} == {"pi", "vf"}  # actor and critic
+
+    restored: dict = {}
+    original_restore = rllib_backend._restore_checkpoint
+
+    def restore_and_snapshot(algo, path):
+        step = original_restore(algo, path)
+        components = [f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}", f"{COMPONENT_LEARNER}/{COMPONENT_OPTIMIZER}"]
+        restored.update(
+            step=step,
+            learner=algo.learner_group.get_state(components=components)[COMPONENT_LEARNER],
+            env_runner=algo.env_runner.module.get_state(),
+            iteration=algo.training_iteration,
+        )
+        return step
+
+    monkeypatch.setattr(rllib_backend, "_restore_checkpoint", restore_and_snapshot)
     args = ["train", "--env", LEARN_ENV, "--algo", "ppo", "--backend", "rllib", "--out", str(out), "--resume",
             "--timesteps", "192", "--no-progress"]  # fmt: skip
     assert cli_main(args) == 0
+
+    assert restored["step"] == 64 and restored["iteration"] >= 1
+    learner_module = restored["learner"][COMPONENT_RL_MODULE][DEFAULT_MODULE_ID]
+    assert set(learner_module) == set(saved_module)
+    for key, tensor in saved_module.items():
+        assert torch.equal(torch.as_tensor(learner_module[key]), tensor), key
+    # The inference-only copy in the env runner (what samples the next batch) got the weights too.
+    pi_keys = {k for k in saved_module if k.startswith("pi.")}
+    assert pi_keys <= set(restored["env_runner"]) <= set(saved_module)
+    for key, value in restored["env_runner"].items():
+        assert torch.equal(torch.as_tensor(value), saved_module[key]), key
+    # Adam's moments and step counts continue rather than restarting.
+    ((name, saved_optim),) = saved[COMPONENT_OPTIMIZER].items()
+    restored_optim = restored["learner"][COMPONENT_OPTIMIZER][name]["state"]["state"]
+    assert saved_optim["state"]["state"]
+    for index, moments in saved_optim["state"]["state"].items():
+        assert float(restored_optim[index]["step"]) == float(moments["step"]) > 0
+        assert torch.equal(torch.as_tensor(restored_optim[index]["exp_avg_sq"]), moments["exp_avg_sq"])
+
     log = RunDir(out).read_log()
     assert [(e["event"], e["step"]) for e in log] == [
         ("start", 0), ("checkpoint", 64), ("done", 64), ("resume", 64), ("checkpoint", 128), ("checkpoint", 192),
         ("done", 192),
     ]  # fmt: skip
+    counters = json.loads((RunDir(out).latest_checkpoint() / "trainer_state.json").read_text())
+    assert counters["env_steps"] == 192 and counters["training_iteration"] == restored["iteration"] + 2
+    assert counters["config"]["train_batch_size"] == 64  # the stored config, not the packaged defaults
+    _assert_weights_only_checkpoints(out)
     resumed_weights = torch.load(out / "policy.pt", weights_only=True)
     assert any(not torch.equal(first_weights[k], resumed_weights[k]) for k in first_weights)
 

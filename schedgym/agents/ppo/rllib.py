@@ -8,9 +8,18 @@ inside every env runner process, so remote runners need nothing from the driver 
 Ray starts embedded by default, bound to 127.0.0.1 with no dashboard (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``
 makes Ray use the loopback address, as it does on laptops); ``address`` / ``RAY_ADDRESS`` joins a cluster.
 
-Checkpoints hold RLlib's own algorithm state (``rllib/``, for ``--resume`` of one's own runs; RLlib
-pickles parts of it) and the actor exported as a tensors-only ``policy.pt`` (what
-``schedgym run --policy`` loads, with ``weights_only=True``).
+Checkpoints are loaded without executing code: RLlib's own ``Algorithm.save_to_path`` checkpoint is
+not written, because ``restore_from_path`` unpickles parts of it. A checkpoint instead holds
+
+* ``rllib_state.pt``: the learner's RLModule weights (actor and critic) and optimizer state, as
+  tensors and plain containers (read with ``torch.load(weights_only=True)``);
+* ``trainer_state.json``: counters (env steps, training iterations) and the resolved config;
+* ``policy.pt``: the actor alone, tensors only (what ``schedgym run --policy`` loads).
+
+``--resume`` builds a fresh Algorithm from the saved config, loads the learner state into it, syncs the
+weights to the env runners and restores the counters. Not restored (RLlib keeps them in pickled
+objects): the running metric windows (episode return means restart empty) and the env runners'
+in-flight episodes and RNG, so a resumed run is not bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -60,7 +69,7 @@ RLLIB_DEFAULTS: dict[str, Any] = {
 }
 
 _COUNTERS_FILE = "trainer_state.json"
-_ALGO_STATE_DIR = "rllib"
+_LEARNER_STATE_FILE = "rllib_state.pt"
 _METRICS_KEY = "schedgym_metrics"
 
 
@@ -102,7 +111,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
                 "would listen on all interfaces; set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 in the environment, "
                 "or pass --address to join a cluster"
             )
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        # address="local": always a new embedded instance; with None, ray.init joins whatever local
+        # instance /tmp/ray/ray_current_cluster names (another user's run on a shared machine).
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     else:
         ray.init(address=address, log_to_driver=False)
     return True
@@ -206,12 +217,83 @@ def _export_actor(algo: Any) -> dict[str, torch.Tensor]:
     }
 
 
+def _plain_tensors(value: Any, where: str = "state") -> Any:
+    """``value`` with numpy arrays as torch tensors and numpy scalars as Python numbers.
+
+    RLlib's ``get_state`` returns numpy arrays (``convert_to_numpy``), which ``torch.load(weights_only=True)``
+    refuses; anything that is not a tensor, number, string, None or a dict/list/tuple of them raises
+    here, at save time, rather than making the checkpoint unloadable.
+    """
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().clone()
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            raise TypeError(f"{where}: object array cannot be saved weights-only")
+        return torch.from_numpy(np.array(value, copy=True))
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {k: _plain_tensors(v, f"{where}/{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain_tensors(v, f"{where}[{i}]") for i, v in enumerate(value))
+    raise TypeError(f"{where}: {type(value).__name__} cannot be saved weights-only")
+
+
+def _learner_state(algo: Any) -> dict[str, Any]:
+    """RLModule weights + optimizer state of the (local) learner, tensors and plain containers only."""
+    from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_OPTIMIZER, COMPONENT_RL_MODULE
+
+    components = [f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}", f"{COMPONENT_LEARNER}/{COMPONENT_OPTIMIZER}"]
+    learner = algo.learner_group.get_state(components=components)[COMPONENT_LEARNER]
+    # "should_module_be_updated" is config (policies_to_train: may be a callable); it comes from the
+    # rebuilt config on resume, so only the tensors and the weights' sequence number are kept.
+    keep = {key: learner[key] for key in (COMPONENT_RL_MODULE, COMPONENT_OPTIMIZER, "weights_seq_no") if key in learner}
+    return _plain_tensors(keep)
+
+
 def _save_checkpoint(run: RunDir, algo: Any, step: int, cfg: dict[str, Any], meta: dict[str, Any]) -> Path:
     tmp = run.begin_checkpoint(step)
-    algo.save_to_path(str((tmp / _ALGO_STATE_DIR).resolve()))
-    (tmp / _COUNTERS_FILE).write_text(json.dumps({"env_steps": step}))
+    torch.save(_learner_state(algo), tmp / _LEARNER_STATE_FILE)
+    counters = {"env_steps": step, "training_iteration": int(algo.training_iteration), "config": cfg}
+    (tmp / _COUNTERS_FILE).write_text(json.dumps(counters, indent=2))
     torch.save(_export_actor(algo), tmp / POLICY_WEIGHTS_FILE)
     return run.commit_checkpoint(tmp, step, meta, keep=cfg["keep_checkpoints"])
+
+
+def _restore_checkpoint(algo: Any, checkpoint: Path) -> int:
+    """Load ``checkpoint``'s learner state and counters into a freshly built ``algo``; return its env step."""
+    from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_LEARNER_GROUP
+    from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
+    from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
+    from ray.tune.result import TRAINING_ITERATION
+
+    if not (checkpoint / _LEARNER_STATE_FILE).is_file():
+        raise FileNotFoundError(
+            f"--resume: {checkpoint} has no {_LEARNER_STATE_FILE} (written by an older schedgym that saved "
+            "RLlib's pickled checkpoint, which is no longer loaded); train again into a new --out"
+        )
+    learner = torch.load(checkpoint / _LEARNER_STATE_FILE, map_location="cpu", weights_only=True)
+    counters = json.loads((checkpoint / _COUNTERS_FILE).read_text())
+    step = int(counters["env_steps"])
+    # Algorithm.set_state loads the learner group (module + optimizer), then syncs the inference-only
+    # weights to every env runner, and sets the iteration counter.
+    algo.set_state(
+        {
+            COMPONENT_LEARNER_GROUP: {COMPONENT_LEARNER: learner},
+            TRAINING_ITERATION: int(counters.get("training_iteration", 0)),
+        }
+    )
+    # RLlib's lifetime env-step counter (what learning-rate / entropy schedules are keyed on) continues
+    # too. The algorithm's root MetricsLogger refuses a direct log_value into a key that env runner
+    # results are later aggregated into, so the count arrives the way env runners report it: as the
+    # reduced metrics of a (non-root) logger, aggregated under ENV_RUNNER_RESULTS.
+    seed_metrics = MetricsLogger(stats_cls_lookup=algo.config.stats_cls_lookup, root=False)
+    seed_metrics.log_value(NUM_ENV_STEPS_SAMPLED_LIFETIME, step, reduce="lifetime_sum", with_throughput=True)
+    algo.metrics.aggregate([seed_metrics.reduce()], key=ENV_RUNNER_RESULTS)
+    algo.env_runner_group.sync_env_runner_states(config=algo.config, env_steps_sampled=step)
+    return step
 
 
 def _result_value(result: dict[str, Any], *keys: str) -> Any:
@@ -229,8 +311,11 @@ def train_rllib(spec: TrainSpec) -> Path:
     run = RunDir(spec.out_dir)
     cfg = _check_config(spec.config)
     meta = run.prepare(spec)
+    latest = run.latest_checkpoint() if spec.resume else None
     if spec.resume:  # continue the stored experiment, whatever the command line said
         cfg = _check_config(meta["config"])
+        if latest is not None:  # the config the checkpoint's weights were trained with
+            cfg = _check_config(json.loads((latest / _COUNTERS_FILE).read_text()).get("config", cfg))
     env_id, env_kwargs, seed = meta["env_id"], meta["env_kwargs"], int(meta["seed"])
     probe = make_env(env_id, env_kwargs)  # fail here, with the kwarg error, not inside an env runner
     from schedgym.agents.ppo.policy import flat_obs_dim
@@ -252,10 +337,8 @@ def train_rllib(spec: TrainSpec) -> Path:
             warnings.simplefilter("ignore", DeprecationWarning)
             algo = build_algo_config(env_id, env_kwargs, cfg, seed).build_algo()
         step = 0
-        latest = run.latest_checkpoint() if spec.resume else None
         if latest is not None:
-            algo.restore_from_path(str((latest / _ALGO_STATE_DIR).resolve()))
-            step = int(json.loads((latest / _COUNTERS_FILE).read_text())["env_steps"])
+            step = _restore_checkpoint(algo, latest)
             run.log("resume", step=step, checkpoint=latest.name)
         else:
             run.log("start", step=0)
