@@ -1,0 +1,517 @@
+"""Leaderboard tables from results CSVs: ``leaderboard/README.md`` and a self-contained ``index.html``.
+
+Per task and policy: the metric mean ± std over seeds (each seed's value is the mean over the task's
+instances), the score normalised to the task's reference policy (per instance ``m / ref`` when higher is
+better, ``ref / m`` when lower is better, geometric mean over instances: > 1 beats the reference), the
+gap to the bound policy (an exact solver's proven bound when the row records one, e.g. CP-SAT's, else the
+oracle's own score; mean over instances, in %), mean walltime per episode and the latest run date.
+Across tasks: the geometric mean of the normalised scores per (env family, policy).
+
+Output depends only on the CSV rows (sorted; nothing about when it was rendered), so rendering the same
+results twice gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from schedgym.benchmark.results import find_results, read_rows
+from schedgym.benchmark.tasks import TASKS, Task
+
+__all__ = ["PolicyScore", "TaskBoard", "load_boards", "render_html", "render_markdown", "write_leaderboard"]
+
+
+@dataclass
+class PolicyScore:
+    policy: str
+    kind: str
+    value: float  # task metric: mean over seeds (sweep: servers deployable)
+    std: float | None
+    n_seeds: int
+    n_episodes: int
+    expected_episodes: int
+    normalised: float | None
+    gap_pct: float | None
+    walltime_s: float
+    date: str
+    per_instance: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.n_episodes >= self.expected_episodes
+
+
+@dataclass
+class TaskBoard:
+    task: Task
+    scores: list[PolicyScore]
+    bound_value: float | None = None
+
+
+def _kind_of(task: Task, policy: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    if any("agent_dir" in (r.get("extra") or {}) for r in rows):
+        return "agent"
+    try:
+        from schedgym.baselines import list_policies
+
+        registered = list_policies(task.env_id)
+    except Exception:  # noqa: BLE001  (an unregistered family: the kind is unknown, not an error)
+        return "?"
+    return registered[policy].kind if policy in registered else "?"
+
+
+def _mean_over_seeds(rows: Sequence[Mapping[str, Any]], key: Any) -> dict[str, float]:
+    """Per instance: the mean of ``key(row)`` over its seeds."""
+    acc: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        acc[str(r["instance"])].append(float(key(r)))
+    return {inst: float(np.mean(v)) for inst, v in acc.items()}
+
+
+def _ratio(task: Task, value: float, ref: float) -> float | None:
+    """> 1 beats the reference; 0 for nothing achieved (e.g. no server deployable); None if undefined."""
+    if not (math.isfinite(value) and math.isfinite(ref)):
+        return None
+    if task.direction == "max":
+        return value / ref if ref > 0 and value >= 0 else None
+    return ref / value if value > 0 and ref >= 0 else None
+
+
+def _gap(task: Task, value: float, bound: float) -> float | None:
+    if not (math.isfinite(value) and math.isfinite(bound)) or bound == 0:
+        return None
+    diff = bound - value if task.direction == "max" else value - bound
+    return 100.0 * diff / abs(bound)
+
+
+def _geomean(values: Iterable[float | None]) -> float | None:
+    """Geometric mean of the defined values (0 if any is 0); None when none is defined."""
+    vals = [v for v in values if v is not None]
+    if not vals or any(v < 0 for v in vals):
+        return None
+    if any(v == 0 for v in vals):
+        return 0.0
+    return float(np.exp(np.mean(np.log(vals))))
+
+
+def sweep_servers_deployable(task: Task, rows: Sequence[Mapping[str, Any]]) -> tuple[int, dict[str, float]]:
+    """Largest passing server count, walking counts upwards as ``servers_deployable`` does.
+
+    A count passes with zero brake events over its seeds and mean HP/LP perf loss within the limits;
+    the walk stops after ``patience`` failing counts in a row. Also returns per count 1.0/0.0 (pass).
+    """
+    rule = task.sweep
+    assert rule is not None
+    by_inst: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_inst[str(r["instance"])].append(r)
+    deployable, failures, passed = 0, 0, {}
+    for inst in task.instances:
+        runs = by_inst.get(inst.name)
+        if not runs:
+            break  # the walk cannot go past a count that was not run
+        brakes = sum(float(r["metrics"]["brake_events"]) for r in runs)
+        hp = float(np.mean([float(r["metrics"]["hp_perf_loss"]) for r in runs]))
+        lp = float(np.mean([float(r["metrics"]["lp_perf_loss"]) for r in runs]))
+        ok = brakes == 0 and hp <= rule.hp_loss_max and lp <= rule.lp_loss_max
+        passed[inst.name] = 1.0 if ok else 0.0
+        if ok:
+            deployable, failures = int(inst.env_kwargs.get("n_servers", task.env_kwargs.get("n_servers", 0))), 0
+        else:
+            failures += 1
+            if failures >= rule.patience:
+                break
+    return deployable, passed
+
+
+def _score_mean_task(task: Task, policy: str, rows: list[Mapping[str, Any]]) -> PolicyScore:
+    by_seed: dict[int, list[float]] = defaultdict(list)
+    for r in rows:
+        by_seed[int(r["seed"])].append(float(r["metric"]))
+    seed_values = [float(np.mean(v)) for _, v in sorted(by_seed.items())]
+    value = float(np.mean(seed_values))
+    std = float(np.std(seed_values, ddof=1)) if len(seed_values) > 1 else None  # one seed: no spread to show
+    return PolicyScore(
+        policy=policy,
+        kind=_kind_of(task, policy, rows),
+        value=value,
+        std=std,
+        n_seeds=len(seed_values),
+        n_episodes=len(rows),
+        expected_episodes=len(task.instances) * len(task.seeds),
+        normalised=None,
+        gap_pct=None,
+        walltime_s=float(np.mean([float(r["walltime_s"]) for r in rows])),
+        date=max(str(r["date"]) for r in rows),
+        per_instance=_mean_over_seeds(rows, lambda r: r["metric"]),
+    )
+
+
+def _score_sweep_task(task: Task, policy: str, rows: list[Mapping[str, Any]]) -> PolicyScore:
+    deployable, _ = sweep_servers_deployable(task, rows)
+    return PolicyScore(
+        policy=policy,
+        kind=_kind_of(task, policy, rows),
+        value=float(deployable),
+        std=None,
+        n_seeds=len({int(r["seed"]) for r in rows}),
+        n_episodes=len(rows),
+        expected_episodes=len(task.instances) * len(task.seeds),
+        normalised=None,
+        gap_pct=None,
+        walltime_s=float(np.mean([float(r["walltime_s"]) for r in rows])),
+        date=max(str(r["date"]) for r in rows),
+        per_instance={"sweep": float(deployable)},
+    )
+
+
+def build_board(task: Task, rows_by_policy: Mapping[str, list[Mapping[str, Any]]]) -> TaskBoard:
+    scorer = _score_sweep_task if task.aggregate == "sweep" else _score_mean_task
+    scores = {p: scorer(task, p, rows) for p, rows in rows_by_policy.items() if rows}
+    ref = scores.get(task.reference)
+    bound_per_inst: dict[str, float] | None = None
+    if task.bound and task.bound in rows_by_policy and task.aggregate == "mean":
+        bound_rows = rows_by_policy[task.bound]
+        bound_per_inst = _mean_over_seeds(
+            bound_rows, lambda r: (r.get("extra") or {}).get("bound", r["metric"])
+        )
+    for s in scores.values():
+        if ref is not None:
+            common = [i for i in s.per_instance if i in ref.per_instance]
+            if common:
+                s.normalised = _geomean(_ratio(task, s.per_instance[i], ref.per_instance[i]) for i in common)
+        if bound_per_inst:
+            gaps = [_gap(task, s.per_instance[i], bound_per_inst[i]) for i in s.per_instance if i in bound_per_inst]
+            gaps = [g for g in gaps if g is not None]
+            s.gap_pct = float(np.mean(gaps)) if gaps else None
+    bound_value = float(np.mean(list(bound_per_inst.values()))) if bound_per_inst else None
+    reverse = task.direction == "max"
+    ordered = sorted(scores.values(), key=lambda s: ((-s.value if reverse else s.value) if math.isfinite(s.value) else math.inf, s.policy))
+    return TaskBoard(task, ordered, bound_value)
+
+
+@dataclass
+class LoadReport:
+    files: list[Path] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+def load_boards(
+    results: Sequence[str | Path], exclude: Iterable[tuple[str, int]] = (), tiers: Sequence[str] | None = None
+) -> tuple[list[TaskBoard], LoadReport]:
+    """Task boards from every CSV under ``results``; ``exclude``: (file path, line) of rejected rows."""
+    excluded = {(str(Path(p).resolve()), int(line)) for p, line in exclude}
+    report = LoadReport()
+    rows_by_task: dict[str, dict[str, list[Mapping[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    paths = find_results([p for p in results if Path(p).exists()])
+    for path in paths:
+        parsed = read_rows(path)
+        report.files.append(path)
+        for line, why in parsed.bad_lines:
+            report.ignored.append(f"{path}:{line}: {why}")
+        for r in parsed.rows:
+            task = TASKS.get(str(r["task"]))
+            if (str(path.resolve()), int(r["_line"])) in excluded:
+                report.ignored.append(f"{path}:{r['_line']}: failed validation")
+                continue
+            if task is None or task.version != int(r["task_version"]):
+                report.ignored.append(f"{path}:{r['_line']}: task {r['task']} v{r['task_version']} is not current")
+                continue
+            if tiers is not None and task.tier not in tiers:
+                continue
+            rows_by_task[task.name][str(r["policy"])].append(r)
+    # Duplicates (same task version, instance, seed) count once: the first row written wins.
+    for by_pol in rows_by_task.values():
+        for pol, rows in by_pol.items():
+            seen, unique = set(), []
+            for r in rows:
+                k = (r["instance"], int(r["seed"]))
+                if k not in seen:
+                    seen.add(k)
+                    unique.append(r)
+            by_pol[pol] = unique
+    # The full tier (the real numbers) first, then the quick tier; tasks in their definition order.
+    order = {name: (TASKS[name].tier != "full", i) for i, name in enumerate(TASKS)}
+    boards = [build_board(TASKS[name], rows_by_task[name]) for name in sorted(rows_by_task, key=lambda n: order[n])]
+    return boards, report
+
+
+def aggregate(boards: Sequence[TaskBoard]) -> list[tuple[str, str, str, str, str, float | None]]:
+    """(tier, family, policy, kind, "scored/run tasks", geometric mean of normalised scores).
+
+    Full tier first, then by family, best first. Only tasks where the score is defined count (e.g. not
+    where the reference itself scored 0).
+    """
+    acc: dict[tuple[str, str, str], list[float | None]] = defaultdict(list)
+    kinds: dict[tuple[str, str, str], str] = {}
+    for b in boards:
+        for s in b.scores:
+            key = (b.task.tier, b.task.family, s.policy)
+            acc[key].append(s.normalised)
+            kinds[key] = s.kind
+    out = [
+        (tier, fam, pol, kinds[(tier, fam, pol)], f"{sum(x is not None for x in v)}/{len(v)}", _geomean(v))
+        for (tier, fam, pol), v in acc.items()
+    ]
+    return sorted(out, key=lambda t: (t[0] != "full", t[1], -(t[5] if t[5] is not None else -1.0), t[2]))
+
+
+# ---------------------------------------------------------------------------------------- formatting
+def _fmt(x: float | None, spec: str = ".4g") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    return format(x, spec)
+
+
+def _value_cell(s: PolicyScore) -> str:
+    txt = _fmt(s.value) + (f" ± {_fmt(s.std, '.2g')}" if s.std is not None else "")
+    if not s.complete:
+        txt += f" ({s.n_episodes}/{s.expected_episodes} episodes)"
+    return txt
+
+
+def _task_rows(b: TaskBoard) -> tuple[list[str], list[list[str]]]:
+    t = b.task
+    header = ["policy", "kind", t.metric_label, "seeds", "score vs " + t.reference, "gap to " + (t.bound or "bound"), "walltime s/episode", "date"]
+    rows = []
+    for s in b.scores:
+        name = s.policy + (" (reference)" if s.policy == t.reference else "") + (" (bound)" if s.policy == t.bound else "")
+        rows.append([
+            name,
+            s.kind,
+            _value_cell(s),
+            str(s.n_seeds),
+            _fmt(s.normalised, ".3f"),
+            (_fmt(s.gap_pct, ".2f") + " %") if s.gap_pct is not None else "—",
+            _fmt(s.walltime_s, ".3g"),
+            s.date,
+        ])
+    return header, rows
+
+
+def _task_note(b: TaskBoard) -> str:
+    t = b.task
+    inst = ", ".join(i.name for i in t.instances) if len(t.instances) <= 12 else f"{len(t.instances)} instances ({t.instances[0].name} .. {t.instances[-1].name})"
+    kw = ", ".join(f"{k}={v!r}" for k, v in sorted(t.env_kwargs.items())) or "defaults"
+    note = f"{t.description}. Env `{t.env_id}` ({kw}); instances: {inst}; seeds: {', '.join(map(str, t.seeds))}."
+    if t.policy_kwargs:
+        note += " Budgets: " + "; ".join(f"{p} {dict(k)}" for p, k in sorted(t.policy_kwargs.items())) + "."
+    if t.aggregate == "sweep" and t.sweep is not None:
+        note += (
+            f" Score: largest n_servers with 0 brake events and mean HP/LP perf loss <= {t.sweep.hp_loss_max:.0%}/"
+            f"{t.sweep.lp_loss_max:.0%} over the seeds, walking up from {t.sweep.provisioned_servers} "
+            f"(stop after {t.sweep.patience} failing counts)."
+        )
+    if b.bound_value is not None:
+        note += f" Bound ({t.bound}): {_fmt(b.bound_value)}."
+    return note
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    def esc(c: str) -> str:
+        return c.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _aggregate_rows(boards: Sequence[TaskBoard]) -> tuple[list[str], list[list[str]]]:
+    header = ["tier", "family", "policy", "kind", "tasks scored", "geomean score vs reference"]
+    rows = [[tier, fam, pol, kind, n, _fmt(g, ".3f")] for tier, fam, pol, kind, n, g in aggregate(boards)]
+    return header, rows
+
+
+_INTRO = (
+    "Scores are normalised to each task's reference policy (> 1 beats it); the gap is to the task's bound "
+    "policy (an exact solver's proven bound where it records one, else the oracle's score). Every row of "
+    "every results CSV replays with `schedgym validate`. Regenerate with `make bench` "
+    "(quick tier) or `schedgym bench --tier full && schedgym leaderboard`."
+)
+
+
+def render_markdown(boards: Sequence[TaskBoard]) -> str:
+    out = ["# schedgym leaderboard", "", _INTRO, "", "Interactive page with plots: [index.html](index.html).", ""]
+    out += ["## Aggregate", "", "Geometric mean over the family's tasks of the normalised score.", ""]
+    out += [_md_table(*_aggregate_rows(boards)), ""]
+    for b in boards:
+        out += [f"## {b.task.name} (v{b.task.version}, {b.task.tier} tier)", "", _task_note(b), "", _md_table(*_task_rows(b)), ""]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------- plots
+def _png(fig: Any) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figure(w: float, h: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(w, h), layout="constrained")
+
+
+def bar_chart(b: TaskBoard) -> str:
+    t = b.task
+    fig = _figure(7.0, 0.45 * max(3, len(b.scores)) + 1.2)
+    ax = fig.add_subplot()
+    names = [s.policy for s in b.scores][::-1]
+    vals = [s.value for s in b.scores][::-1]
+    errs = [s.std or 0.0 for s in b.scores][::-1]
+    colours = ["#d62728" if n == t.reference else "#7f7f7f" if n == t.bound else "#1f77b4" for n in names]
+    ax.barh(names, vals, xerr=errs, color=colours, capsize=3)
+    if b.bound_value is not None:
+        ax.axvline(b.bound_value, color="k", linestyle="--", linewidth=1, label=f"bound ({t.bound})")
+        ax.legend(loc="lower right", fontsize=8)
+    if t.aggregate == "sweep" and t.sweep is not None:
+        ax.axvline(t.sweep.provisioned_servers, color="k", linestyle=":", linewidth=1)
+    ax.set_xlabel(t.metric_label)
+    ax.set_title(f"{t.name} (red: reference)", fontsize=10)
+    return _png(fig)
+
+
+def _learning_curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Return-like scalars of a training run: TensorBoard event files under it, else CSV logs."""
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    keys = ("return", "reward", "rew_mean")
+    events = sorted(run_dir.rglob("events.out.tfevents*"))
+    if events:
+        from tensorboard.backend.event_processing.event_accumulator import (
+            EventAccumulator,
+        )
+
+        for ev_dir in sorted({e.parent for e in events}):
+            acc = EventAccumulator(str(ev_dir), size_guidance={"scalars": 0})
+            acc.Reload()
+            for tag in sorted(acc.Tags().get("scalars", [])):
+                if any(k in tag.lower() for k in keys) and "loss" not in tag.lower():
+                    pts = acc.Scalars(tag)
+                    curves[tag] = (np.array([p.step for p in pts], float), np.array([p.value for p in pts], float))
+    if not curves:
+        import csv
+
+        for path in sorted(run_dir.rglob("*.csv")):
+            with path.open(newline="") as f:
+                data = list(csv.DictReader(f))
+            if not data:
+                continue
+            step_col = next((c for c in data[0] if "step" in c.lower()), None)
+            for col in sorted(data[0]):
+                if col != step_col and any(k in col.lower() for k in keys) and "loss" not in col.lower():
+                    try:
+                        y = np.array([float(r[col]) for r in data])
+                        x = np.array([float(r[step_col]) for r in data]) if step_col else np.arange(len(y), dtype=float)
+                    except (TypeError, ValueError):
+                        continue
+                    curves[f"{path.name}:{col}"] = (x, y)
+    return curves
+
+
+def learning_curve_plot(run_dir: Path) -> str | None:
+    curves = _learning_curves(run_dir)
+    if not curves:
+        return None
+    fig = _figure(7.0, 3.2)
+    ax = fig.add_subplot()
+    for tag, (x, y) in sorted(curves.items()):
+        order = np.argsort(x, kind="stable")
+        ax.plot(x[order], y[order], label=tag, linewidth=1.2)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("return")
+    ax.set_title(f"learning curve: {run_dir.name}", fontsize=10)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+table{border-collapse:collapse;margin:0.6em 0 1em;font-size:14px}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
+td{white-space:nowrap}
+td.num{text-align:right}
+th{background:#f3f3f3}
+tr.reference td{background:#fff2f2}
+tr.bound td{background:#f2f2f2}
+section{margin-bottom:2.5em}
+p.note{color:#555;font-size:13px}
+img{max-width:100%}
+"""
+
+
+_NUMERIC = re.compile(r"^[-—0-9.]")
+
+
+def _html_table(header: list[str], rows: list[list[str]], attrs: str = "", row_classes: Sequence[str] = ()) -> str:
+    out = [f"<table {attrs}>".replace("<table >", "<table>"), "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead>", "<tbody>"]
+    for i, r in enumerate(rows):
+        cls = row_classes[i] if i < len(row_classes) and row_classes[i] else ""
+        cells = "".join(f'<td class="num">{html.escape(c)}</td>' if _NUMERIC.match(c) else f"<td>{html.escape(c)}</td>" for c in r)
+        out.append((f'<tr class="{cls}">' if cls else "<tr>") + cells + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def render_html(boards: Sequence[TaskBoard], run_dirs: Sequence[str | Path] = ()) -> str:
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>schedgym leaderboard</title>',
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>schedgym leaderboard</h1>",
+        f"<p>{html.escape(_INTRO)}</p>",
+        "<h2>Tasks</h2><ul>" + "".join(f'<li><a href="#task-{html.escape(b.task.name)}">{html.escape(b.task.name)}</a></li>' for b in boards) + "</ul>",
+        '<h2 id="aggregate">Aggregate</h2>',
+        _html_table(*_aggregate_rows(boards), attrs='class="aggregate-table" id="aggregate-table"'),
+    ]
+    for b in boards:
+        t = b.task
+        header, rows = _task_rows(b)
+        classes = ["reference" if s.policy == t.reference else "bound" if s.policy == t.bound else "" for s in b.scores]
+        parts += [
+            f'<section id="task-{html.escape(t.name)}">',
+            f"<h2>{html.escape(t.name)} <small>(v{t.version}, {t.tier} tier)</small></h2>",
+            f'<p class="note">{html.escape(_task_note(b))}</p>',
+            _html_table(header, rows, attrs=f'class="task-table" data-task="{html.escape(t.name)}"', row_classes=classes),
+            f'<img alt="{html.escape(t.name)} bar chart" src="data:image/png;base64,{bar_chart(b)}">',
+            "</section>",
+        ]
+    curves = [(Path(d), learning_curve_plot(Path(d))) for d in sorted(map(str, run_dirs))]
+    if curves:
+        parts.append('<h2 id="learning-curves">Learning curves</h2>')
+        for d, png in curves:
+            if png is None:
+                parts.append(f"<p>{html.escape(d.name)}: no return-like scalars found in its TensorBoard or CSV logs.</p>")
+            else:
+                parts.append(f'<img alt="learning curve {html.escape(d.name)}" src="data:image/png;base64,{png}">')
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def write_leaderboard(
+    results: Sequence[str | Path],
+    out_dir: str | Path,
+    run_dirs: Sequence[str | Path] = (),
+    exclude: Iterable[tuple[str, int]] = (),
+) -> tuple[Path, Path, list[TaskBoard], LoadReport]:
+    """Render ``out_dir/README.md`` and ``out_dir/index.html`` from the CSVs under ``results``."""
+    boards, report = load_boards(results, exclude)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    md, page = out / "README.md", out / "index.html"
+    md.write_text(render_markdown(boards), encoding="utf-8")
+    page.write_text(render_html(boards, run_dirs), encoding="utf-8")
+    return md, page, boards, report

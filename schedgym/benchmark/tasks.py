@@ -1,0 +1,271 @@
+"""Frozen, versioned benchmark tasks in two tiers (``quick`` for ``make bench``/CI, ``full`` for the real numbers).
+
+A task is data: env id and kwargs, a list of instances (named kwarg overlays) and seeds, the metric and
+its direction, the reference policy scores are normalised to, and the bound policy (an oracle or exact
+solver) whose gap is reported. Changing anything that changes a task's numbers (dynamics, instances,
+kwargs, a baseline's budget) means bumping ``version``: results of other versions are kept but ignored.
+
+Two aggregations:
+
+- ``"mean"``: every row is one episode; the task score is the metric averaged over instances (per seed).
+- ``"sweep"``: PowerCapping's *servers deployable* (POLCA, ASPLOS'24). The instances are server counts
+  ``n_servers`` on a fixed power budget; every row is one episode at one count and seed (so every row
+  replays on its own), and the task score is the largest count that keeps zero brake events and HP/LP
+  performance loss within 1 %/2 %, found exactly as
+  :func:`schedgym.envs.power_capping.oversubscription.servers_deployable` walks the counts upwards
+  (stopping after ``patience`` failing counts in a row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["TASKS", "TIERS", "SweepRule", "Task", "TaskInstance", "get_task", "task_key", "tasks_for_tier"]
+
+TIERS = ("quick", "full")
+
+
+@dataclass(frozen=True)
+class TaskInstance:
+    """One named overlay of env kwargs (a MiniMalloc file, a trace, a server count)."""
+
+    name: str
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SweepRule:
+    """Pass rule of the servers-deployable sweep (POLCA's: no brakes, HP <= 1 %, LP <= 2 % slower)."""
+
+    hp_loss_max: float = 0.01
+    lp_loss_max: float = 0.02
+    patience: int = 2
+    provisioned_servers: int = 40
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    version: int
+    tier: str
+    env_id: str
+    description: str
+    env_kwargs: Mapping[str, Any]
+    instances: tuple[TaskInstance, ...]
+    seeds: tuple[int, ...]
+    #: Key of ``info["metrics"]`` (or ``"episode_return"``); with ``metric_terms`` the sum of those keys.
+    metric: str
+    direction: str  # "max" or "min"
+    reference: str
+    bound: str | None = None
+    #: Per-policy kwargs (budgets and time limits of the expensive baselines): part of the task.
+    policy_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    metric_terms: tuple[str, ...] = ()
+    aggregate: str = "mean"
+    sweep: SweepRule | None = None
+
+    @property
+    def family(self) -> str:
+        return self.env_id.split("/", 1)[1].rsplit("-v", 1)[0]
+
+    @property
+    def metric_label(self) -> str:
+        arrow = "higher is better" if self.direction == "max" else "lower is better"
+        name = "servers_deployable" if self.aggregate == "sweep" else self.metric
+        return f"{name} ({arrow})"
+
+    def env_kwargs_for(self, instance: TaskInstance) -> dict[str, Any]:
+        return {**dict(self.env_kwargs), **dict(instance.env_kwargs)}
+
+    def instance(self, name: str) -> TaskInstance:
+        for inst in self.instances:
+            if inst.name == name:
+                return inst
+        raise ValueError(f"task {self.name!r} has no instance {name!r}; instances: {[i.name for i in self.instances]}")
+
+    def row_metric(self, metrics: Mapping[str, Any], episode_return: float) -> float:
+        """The per-episode value written to a row's ``metric`` column."""
+        if self.metric_terms:
+            return float(sum(float(metrics[k]) for k in self.metric_terms))
+        if self.metric == "episode_return":
+            return float(episode_return)
+        return float(metrics[self.metric])
+
+
+def task_key(task: Task) -> str:
+    return f"{task.name}@v{task.version}"
+
+
+_MINIMALLOC = tuple("ABCDEFGHIJK")
+_MM = "schedgym/MemoryMapping-v0"
+_GPU = "schedgym/GPUAutoscaling-v0"
+_PC = "schedgym/PowerCapping-v0"
+_AS = "schedgym/AgentScheduling-v0"
+
+
+def _memory_tasks(tier: str) -> list[Task]:
+    quick = tier == "quick"
+    # CP-SAT's time limit and the BO budget are the knobs that make the quick tier fit in minutes.
+    pk = {
+        "cpsat_oracle": {"time_limit_s": 1.0 if quick else 10.0, "workers": 1},
+        "bayesian_order_search": {"budget": 4 if quick else 30},
+    }
+    suffix = "-quick" if quick else ""
+    return [
+        Task(
+            name=f"memory-minimalloc{suffix}",
+            version=1,
+            tier=tier,
+            env_id=_MM,
+            description="the 11 MiniMalloc challenging instances (capacity 1 MiB), fraction of the benefit placed in fast memory",
+            env_kwargs={},
+            instances=tuple(TaskInstance(f"minimalloc:{x}", {"instance": f"minimalloc:{x}"}) for x in _MINIMALLOC),
+            seeds=(0,),  # fixed instances: the env has no randomness
+            metric="benefit_placed_frac",
+            direction="max",
+            reference="xla_best_fit",
+            bound="cpsat_oracle",
+            policy_kwargs=pk,
+        ),
+        Task(
+            name=f"memory-torch{suffix}",
+            version=1,
+            tier=tier,
+            env_id=_MM,
+            description="buffers of real PyTorch programs (torch.fx + roofline benefits, TPU-like 128 MiB)"
+            + ("" if quick else " and SOMAS ResNet-50 at half its peak"),
+            env_kwargs={},
+            instances=(TaskInstance("torch:transformer", {"instance": "torch:transformer"}),)
+            + (
+                ()
+                if quick
+                else (
+                    TaskInstance("torch:mlp_mixer", {"instance": "torch:mlp_mixer"}),
+                    TaskInstance("somas:resnet50@0.5", {"instance": "somas:resnet50", "capacity": 0.5}),
+                )
+            ),
+            seeds=(0,),
+            metric="benefit_placed_frac",
+            direction="max",
+            reference="xla_best_fit",
+            bound="cpsat_oracle",
+            policy_kwargs=pk,
+        ),
+    ]
+
+
+def _gpu_tasks(tier: str) -> list[Task]:
+    quick = tier == "quick"
+    return [
+        Task(
+            name="gpu-azure" + ("-quick" if quick else ""),
+            version=1,
+            tier=tier,
+            env_id=_GPU,
+            description="both Azure LLM inference 2023 traces (code, conversation); GPU cost + SLA penalty in USD",
+            env_kwargs={},
+            instances=(
+                TaskInstance("azure-code", {"workload": "azure-code"}),
+                TaskInstance("azure-conv", {"workload": "azure-conv"}),
+            )
+            + (() if quick else (TaskInstance("azure-conv-x4", {"workload": "azure-conv", "rate_scale": 4.0, "max_replicas": 48}),)),
+            seeds=(0,),  # replaying a trace is deterministic
+            metric="total_cost_usd",
+            metric_terms=("cost_usd", "penalty_usd"),
+            direction="min",
+            reference="hpa",
+            bound="oracle",
+        )
+    ]
+
+
+def _power_tasks(tier: str) -> list[Task]:
+    quick = tier == "quick"
+    seeds = (0, 1, 2)
+    base = {"workload": "azure-conv", "provisioned_servers": 40}
+    if quick:
+        base["episode_s"] = 1800
+    counts = range(40, 61, 2) if quick else range(40, 65)  # up to +60 %; POLCA reports +30 %
+    suffix = "-quick" if quick else ""
+    return [
+        Task(
+            name=f"power-servers-deployable{suffix}",
+            version=1,
+            tier=tier,
+            env_id=_PC,
+            description="POLCA's sweep: most servers on a 40-server power budget with 0 brakes, HP/LP loss <= 1 %/2 %",
+            env_kwargs=base,
+            instances=tuple(TaskInstance(f"n_servers={n}", {"n_servers": n}) for n in counts),
+            seeds=seeds,
+            metric="episode_return",
+            direction="max",
+            reference="polca",
+            bound=None,
+            aggregate="sweep",
+            sweep=SweepRule(provisioned_servers=40),
+        ),
+        Task(
+            name=f"power-52{suffix}",
+            version=1,
+            tier=tier,
+            env_id=_PC,
+            description="52 servers on a 40-server budget (POLCA's +30 %), azure-conv: episode return",
+            env_kwargs={**base, "n_servers": 52},
+            instances=(TaskInstance("n_servers=52", {}),),
+            seeds=seeds if quick else (0, 1, 2, 3, 4),
+            metric="episode_return",
+            direction="max",
+            reference="polca",
+            bound=None,
+        ),
+    ]
+
+
+def _agent_tasks(tier: str) -> list[Task]:
+    quick = tier == "quick"
+    common = {"n_agents": 40 if quick else 100}
+    return [
+        Task(
+            name="agents-bursty-steady" + ("-quick" if quick else ""),
+            version=1,
+            tier=tier,
+            env_id=_AS,
+            description="LLM agents on 2 batched cores: bursty arrivals (Azure code trace times) and steady Poisson arrivals",
+            env_kwargs=common,
+            instances=(
+                TaskInstance("bursty", {"workload": "azure-code"}),
+                TaskInstance("steady", {"workload": "poisson"}),
+            ),
+            seeds=(0, 1, 2) if quick else (0, 1, 2, 3, 4),
+            metric="turnaround_mean",
+            direction="min",
+            reference="fifo",
+            bound="srpt_oracle",
+        )
+    ]
+
+
+def _all_tasks() -> dict[str, Task]:
+    tasks: dict[str, Task] = {}
+    for tier in TIERS:
+        for t in _memory_tasks(tier) + _gpu_tasks(tier) + _power_tasks(tier) + _agent_tasks(tier):
+            tasks[t.name] = t
+    return tasks
+
+
+#: Every task by name.
+TASKS: dict[str, Task] = _all_tasks()
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; tasks: {sorted(TASKS)}")
+    return TASKS[name]
+
+
+def tasks_for_tier(tier: str) -> list[Task]:
+    if tier not in TIERS:
+        raise ValueError(f"--tier must be one of {list(TIERS)}, got {tier!r}")
+    return [t for t in TASKS.values() if t.tier == tier]
