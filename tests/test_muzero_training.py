@@ -218,7 +218,9 @@ def test_two_node_cluster_replaces_a_killed_selfplay_actor_without_losing_replay
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads(lines[-1][len("RESULT "):])
     assert res["nodes_in_cluster"] == 2
-    assert res["selfplay_nodes"] == 2  # the two self-play actors ran on different nodes (SPREAD)
+    # Two self-play actors of 0.6 CPU cannot share a 1-CPU node, so they run on different nodes
+    # (Ray's "SPREAD" alone is only a preference).
+    assert res["selfplay_nodes"] == 2
     assert res["restarts"] == 1  # the killed actor was replaced ...
     assert res["replay_after"] >= res["replay_before_kill"] > 0  # ... and the buffer kept its contents
     assert res["total_added_after"] > res["total_added_before_kill"]  # the replacement kept filling it
@@ -249,7 +251,7 @@ def _cluster_main(out: str) -> None:
 
     timesteps = 1600
     spec = _spec(Path(out), timesteps, address=cluster.address, num_selfplay_workers=2, envs_per_worker=4,
-                 num_simulations=4, selfplay_num_cpus=0.4, learner_num_cpus=0.2, selfplay_spread=True)
+                 num_simulations=4, selfplay_num_cpus=0.6, learner_num_cpus=0.2, selfplay_spread=True)
     spec.extra["on_poll"] = kill_one
     run = train(spec)
     done = _log(run)[-1]
