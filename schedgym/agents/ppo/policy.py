@@ -16,9 +16,35 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "build_mlp", "policy_arch", "MaskedMLPPolicy", "load_policy"]
+__all__ = ["ACTIVATIONS", "build_mlp", "policy_arch", "MaskedMLPPolicy", "load_policy", "check_ppo_config"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def check_ppo_config(
+    config: dict[str, Any],
+    defaults: dict[str, Any],
+    label: str,
+    positive_ints: tuple[str, ...],
+    non_negative_ints: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """``defaults`` updated by ``config``; ``ValueError`` naming the key for an unknown or bad value.
+
+    Shared by both PPO backends (``label`` is ``"ppo/rllib"`` or ``"ppo/sb3"``).
+    """
+    unknown = sorted(set(config) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown hyperparameter(s) {unknown} for {label}; valid: {sorted(defaults)}")
+    cfg = {**defaults, **config}
+    for keys, low in ((positive_ints, 1), (non_negative_ints, 0)):
+        for key in keys:
+            if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < low:
+                raise ValueError(f"{label} hyperparameter {key} must be an integer >= {low}, got {cfg[key]!r}")
+    if not isinstance(cfg["reward_scale"], (int, float)) or not cfg["reward_scale"] > 0:
+        raise ValueError(f"{label} hyperparameter reward_scale must be a number > 0, got {cfg['reward_scale']!r}")
+    if cfg["activation"] not in ACTIVATIONS:
+        raise ValueError(f"{label} hyperparameter activation must be one of {sorted(ACTIVATIONS)}, got {cfg['activation']!r}")
+    return cfg
 
 
 def build_mlp(in_dim: int, hidden_sizes: list[int], out_dim: int, activation: str = "tanh") -> nn.Sequential:

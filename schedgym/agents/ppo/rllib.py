@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from schedgym.agents.ppo.policy import ACTIVATIONS, policy_arch
+from schedgym.agents.ppo.policy import check_ppo_config, policy_arch
 from schedgym.training.common import TrainSpec
 from schedgym.training.progress import TrainProgress, main_metric_name
 from schedgym.training.rundir import POLICY_WEIGHTS_FILE, RunDir
@@ -74,21 +74,14 @@ _METRICS_KEY = "schedgym_metrics"
 
 
 def _check_config(config: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(config) - set(RLLIB_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown hyperparameter(s) {unknown} for ppo/rllib; valid: {sorted(RLLIB_DEFAULTS)}")
-    cfg = {**RLLIB_DEFAULTS, **config}
-    for key in ("num_envs_per_env_runner", "train_batch_size", "minibatch_size", "num_epochs",
-                "checkpoint_every_steps", "torch_threads"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ValueError(f"ppo/rllib hyperparameter {key} must be an integer >= 1, got {cfg[key]!r}")
-    if not isinstance(cfg["num_env_runners"], int) or cfg["num_env_runners"] < 0:
-        raise ValueError(f"ppo/rllib hyperparameter num_env_runners must be an integer >= 0, got {cfg['num_env_runners']!r}")
-    if not isinstance(cfg["reward_scale"], (int, float)) or not cfg["reward_scale"] > 0:
-        raise ValueError(f"ppo/rllib hyperparameter reward_scale must be a number > 0, got {cfg['reward_scale']!r}")
-    if cfg["activation"] not in ACTIVATIONS:
-        raise ValueError(f"ppo/rllib hyperparameter activation must be one of {sorted(ACTIVATIONS)}, got {cfg['activation']!r}")
-    return cfg
+    return check_ppo_config(
+        config,
+        RLLIB_DEFAULTS,
+        "ppo/rllib",
+        positive_ints=("num_envs_per_env_runner", "train_batch_size", "minibatch_size", "num_epochs",
+                       "checkpoint_every_steps", "torch_threads"),
+        non_negative_ints=("num_env_runners",),
+    )
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:

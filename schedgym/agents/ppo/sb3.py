@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from schedgym.agents.ppo.policy import ACTIVATIONS, build_mlp, flat_obs_dim, policy_arch
+from schedgym.agents.ppo.policy import ACTIVATIONS, build_mlp, check_ppo_config, flat_obs_dim, policy_arch
 from schedgym.agents.ppo.wrappers import RewardScale
 from schedgym.training.common import TrainSpec
 from schedgym.training.progress import TrainProgress, main_metric_name
@@ -52,18 +52,12 @@ _COUNTERS_FILE = "trainer_state.json"
 
 
 def _check_config(config: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(config) - set(SB3_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown hyperparameter(s) {unknown} for ppo/sb3; valid: {sorted(SB3_DEFAULTS)}")
-    cfg = {**SB3_DEFAULTS, **config}
-    for key in ("n_envs", "n_steps", "batch_size", "n_epochs", "checkpoint_every_steps", "torch_threads"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ValueError(f"ppo/sb3 hyperparameter {key} must be an integer >= 1, got {cfg[key]!r}")
-    if not isinstance(cfg["reward_scale"], (int, float)) or not cfg["reward_scale"] > 0:
-        raise ValueError(f"ppo/sb3 hyperparameter reward_scale must be a number > 0, got {cfg['reward_scale']!r}")
-    if cfg["activation"] not in ACTIVATIONS:
-        raise ValueError(f"ppo/sb3 hyperparameter activation must be one of {sorted(ACTIVATIONS)}, got {cfg['activation']!r}")
-    return cfg
+    return check_ppo_config(
+        config,
+        SB3_DEFAULTS,
+        "ppo/sb3",
+        positive_ints=("n_envs", "n_steps", "batch_size", "n_epochs", "checkpoint_every_steps", "torch_threads"),
+    )
 
 
 def _make_vec_env(env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int, reward_scale: float = 1.0) -> Any:
