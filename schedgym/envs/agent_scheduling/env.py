@@ -27,10 +27,18 @@ from schedgym.envs.agent_scheduling.types import (
     WAITING,
     AgentSchedState,
 )
-from schedgym.envs.agent_scheduling.workload import AGENT_TYPES, TYPE_NAMES, generate_workload
+from schedgym.envs.agent_scheduling.workload import (
+    AGENT_TYPES,
+    TYPE_NAMES,
+    generate_workload,
+)
 from schedgym.envs.core.base import SchedEnv
 from schedgym.envs.core.perf_profile import load_perf_profile
-from schedgym.envs.core.traces import AZURE_TRACES, load_workload_trace, scale_rate
+from schedgym.envs.core.traces import (
+    check_workload,
+    load_workload_trace,
+    scale_rate,
+)
 from schedgym.envs.core.validation import check_choice, check_float, check_int
 
 __all__ = ["AgentSchedulingEnv", "REQUEST_FEATURES"]
@@ -200,12 +208,7 @@ class AgentSchedulingEnv(SchedEnv):
         render_mode: str | None = None,
     ) -> None:
         super().__init__(invalid_action_penalty=invalid_action_penalty, render_mode=render_mode)
-        if not isinstance(workload, str) or not (
-            workload == "poisson" or workload in AZURE_TRACES or workload.startswith("trace:")
-        ):
-            raise ValueError(
-                f"workload must be 'poisson', one of {sorted(AZURE_TRACES)} or 'trace:<path>', got {workload!r}"
-            )
+        check_workload(workload, generated=("poisson",))
         self.workload_name = workload
         self.agent_rate = check_float("agent_rate", agent_rate, low=0.0, low_inclusive=False)
         self.rate_scale = check_float("rate_scale", rate_scale, low=0.0, low_inclusive=False)

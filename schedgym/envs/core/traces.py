@@ -34,6 +34,7 @@ __all__ = [
     "load_trace_file",
     "load_workload_trace",
     "scale_rate",
+    "check_workload",
 ]
 
 #: Column names of the Azure LLM inference traces, the default for ``trace:`` files.
@@ -180,6 +181,13 @@ def load_azure_trace(name: str) -> RequestTrace:
     for arr in (trace.arrival_s, trace.prompt_tokens, trace.output_tokens):
         arr.setflags(write=False)
     return trace
+
+
+def check_workload(workload: object, generated: tuple[str, ...]) -> str:
+    """Validate a ``workload`` kwarg: one of the env's ``generated`` names, an Azure trace or ``trace:<path>``."""
+    if isinstance(workload, str) and (workload in generated or workload in AZURE_TRACES or workload.startswith("trace:")):
+        return workload
+    raise ValueError(f"workload must be one of {list(generated) + sorted(AZURE_TRACES)} or 'trace:<path>', got {workload!r}")
 
 
 def load_workload_trace(

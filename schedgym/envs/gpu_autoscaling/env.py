@@ -16,9 +16,19 @@ import numpy as np
 
 from schedgym.envs.core.base import SchedEnv
 from schedgym.envs.core.perf_profile import available_profiles, load_perf_profile
-from schedgym.envs.core.traces import AZURE_TRACES, load_azure_trace, load_workload_trace
+from schedgym.envs.core.traces import (
+    AZURE_TRACES,
+    check_workload,
+    load_azure_trace,
+    load_workload_trace,
+)
 from schedgym.envs.core.validation import check_choice, check_float, check_int
-from schedgym.envs.gpu_autoscaling.types import INDICATORS, AutoscalingState, IntervalResult, Workload
+from schedgym.envs.gpu_autoscaling.types import (
+    INDICATORS,
+    AutoscalingState,
+    IntervalResult,
+    Workload,
+)
 from schedgym.envs.gpu_autoscaling.workload import (
     AZURE_START,
     SyntheticParams,
@@ -258,12 +268,7 @@ class GPUAutoscalingEnv(SchedEnv):
         render_mode: str | None = None,
     ) -> None:
         super().__init__(invalid_action_penalty=invalid_action_penalty, render_mode=render_mode)
-        if not isinstance(workload, str) or not (
-            workload in AZURE_TRACES or workload == "synthetic" or workload.startswith("trace:")
-        ):
-            raise ValueError(
-                f"workload must be one of {sorted(AZURE_TRACES) + ['synthetic']} or 'trace:<path>', got {workload!r}"
-            )
+        check_workload(workload, generated=("synthetic",))
         self.workload_name = workload
         self.rate_scale = check_float("rate_scale", rate_scale, low=0.0, low_inclusive=False, high=1000.0)
         self.interval_s = check_float("interval_s", interval_s, low=1.0, high=86400.0)

@@ -18,11 +18,15 @@ import numpy as np
 
 from schedgym.envs.core.base import SchedEnv
 from schedgym.envs.core.perf_profile import load_perf_profile
-from schedgym.envs.core.traces import AZURE_TRACES
+from schedgym.envs.core.traces import AZURE_TRACES, check_workload
 from schedgym.envs.core.validation import check_choice, check_float, check_int
 from schedgym.envs.power_capping import power_model as pm
 from schedgym.envs.power_capping.types import PowerCappingState, RowParams
-from schedgym.envs.power_capping.workload import base_trace, default_start_hour, episode_requests
+from schedgym.envs.power_capping.workload import (
+    base_trace,
+    default_start_hour,
+    episode_requests,
+)
 
 __all__ = ["PowerCappingEnv", "POLCA_T1", "POLCA_T2", "calibrate_rate_scale", "simulate_uncapped_peak_frac"]
 
@@ -238,12 +242,7 @@ class PowerCappingEnv(SchedEnv):
         self.n_servers = check_int("n_servers", n_servers, low=1, high=1000)
         self.provisioned_servers = check_int("provisioned_servers", provisioned_servers, low=1, high=1000)
         self.hp_fraction = check_float("hp_fraction", hp_fraction, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
-        if not isinstance(workload, str) or not (
-            workload in AZURE_TRACES or workload == "synthetic" or workload.startswith("trace:")
-        ):
-            raise ValueError(
-                f"workload must be one of {sorted(AZURE_TRACES) + ['synthetic']} or 'trace:<path>', got {workload!r}"
-            )
+        check_workload(workload, generated=("synthetic",))
         self.workload = workload
         self.target_peak_frac = check_float("target_peak_frac", target_peak_frac, low=0.05, high=2.0)
         self.trace_columns = trace_columns
