@@ -9,8 +9,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# The CPU build of torch first: a bare range would let the resolver pull a multi-GB CUDA build.
-	$(PY) -m pip install --quiet "torch==2.13.0"
+	# torch first, pinned: a bare range would let the resolver pull a multi-GB CUDA build. Which build
+	# 2.13.0 is depends on the index: set TORCH_INDEX_URL to PyTorch's CPU wheel index for the CPU build.
+	$(PY) -m pip install --quiet "torch==2.13.0" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 

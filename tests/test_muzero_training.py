@@ -196,7 +196,11 @@ def test_resume_from_last_checkpoint_after_a_crash(ray_session, tmp_path: Path) 
     out = train(_spec(run, 1600, resume=True))
     log = _log(out)
     resume = [e for e in log if e["event"] == "resume"][-1]
-    assert resume["counters"]["training_step"] == step  # continued from the checkpoint, not from 0
+    # Checkpoints are named by env steps; the resumed run continued from that one, not from 0.
+    assert resume["counters"]["played_steps"] == step
+    before_resume = log[: log.index(resume)]
+    ckpt_event = [e for e in before_resume if e["event"] == "checkpoint" and e["step"] == step][-1]
+    assert resume["counters"]["training_step"] == ckpt_event["learner_updates"] > 0
     assert resume["replay_restored"] > 0
     done = log[-1]
     assert done["event"] == "done"

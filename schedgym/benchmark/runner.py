@@ -299,23 +299,14 @@ def run_bench(
             summary.failed.append((job.describe(), error or "unknown error"))
             log(f"FAILED {job.describe()}: {(error or 'unknown error').splitlines()[0]}")
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from schedgym.progress import Progress
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
-        bar_task = bar.add_task("bench", total=len(todo))
+    with Progress(len(todo), "bench", unit="episodes", enabled=progress, stream=console.file) as bar:
         if workers == 1 and not address:
             for job in todo:
-                bar.update(bar_task, description=job.describe())
+                bar.update(description=job.describe())
                 record(*_run_job_safe(job))
-                bar.advance(bar_task)
+                bar.update(advance=1)
         else:
             ray = _init_ray(workers, address)
             remote = ray.remote(num_cpus=1, max_retries=0)(_run_job_safe)
@@ -328,7 +319,7 @@ def run_bench(
                         record(*ray.get(ref))
                     except Exception as exc:  # noqa: BLE001  (the worker died, e.g. out of memory)
                         record(job, None, f"{type(exc).__name__}: {exc}")
-                    bar.update(bar_task, advance=1, description=job.describe())
+                    bar.update(advance=1, description=job.describe())
     return summary
 
 

@@ -63,17 +63,16 @@ def main(args: argparse.Namespace) -> int:
         return 0
 
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from schedgym.progress import Progress
+
     console = Console()
-    with Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
-    ) as progress:
-        task = progress.add_task(f"{args.policy}: trying counts", total=None)
+    # The walk's length is not known in advance (it stops at the first count that fails): no total, no ETA.
+    with Progress(None, f"{args.policy}: trying counts", unit="counts") as progress:
 
         def on_count(c: object) -> None:
-            progress.update(task, advance=1, description=f"{args.policy}: n_servers={c.n_servers} {'ok' if c.ok else 'fail'}")
+            progress.update(advance=1, description=f"{args.policy}: n_servers={c.n_servers} {'ok' if c.ok else 'fail'}")
 
         result = servers_deployable(**common, on_count=on_count)
     table = Table(title=f"{args.policy}: servers deployable on a {result.provisioned_servers}-server budget")

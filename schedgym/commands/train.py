@@ -64,6 +64,8 @@ def build_spec(args: argparse.Namespace) -> Any:
     timesteps = args.timesteps if args.timesteps is not None else config.get("timesteps")
     if not isinstance(timesteps, int) or timesteps < 1:
         raise ValueError(f"--timesteps must be an integer >= 1, got {timesteps!r}")
+    # The run record (schedgym_agent.json, config.yaml) must say what runs, not the packaged default.
+    config = {**config, "timesteps": timesteps}
     return TrainSpec(
         env_id=entry.id,
         env_kwargs=env_kwargs,

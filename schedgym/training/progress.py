@@ -1,10 +1,12 @@
-"""Live training feedback: a rich progress bar and the env's main metric (one table for all families)."""
+"""Live training feedback: progress (bar or plain lines) with the env's main metric (one table for all families)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TextIO
 
-__all__ = ["MAIN_METRICS", "main_metric_name", "TrainProgress"]
+from schedgym.progress import DEFAULT_PLAIN_INTERVAL_S, Progress
+
+__all__ = ["MAIN_METRICS", "main_metric_name", "TrainProgress", "short_description"]
 
 #: The one metric of ``info["metrics"]`` shown while training, per env family (the headline metric of
 #: each family's spec). Families not listed fall back to the first metric key the env reports.
@@ -32,46 +34,36 @@ def main_metric_name(env_id: str, metrics: dict[str, Any] | None = None) -> str 
 class TrainProgress:
     """``with TrainProgress(total, start) as p: p.update(steps, mean_return, metric_name, metric_value)``.
 
+    Steps are env steps. A :class:`schedgym.progress.Progress` underneath: a bar on a terminal, a plain
+    line every few seconds otherwise (with step, rate, ETA, mean return and the env's main metric).
     With ``enabled=False`` (``--no-progress``) it prints nothing.
     """
 
-    def __init__(self, total_steps: int, start_step: int = 0, enabled: bool = True, description: str = "train") -> None:
+    def __init__(self, total_steps: int, start_step: int = 0, enabled: bool = True, description: str = "train",
+                 stream: TextIO | None = None, interval_s: float = DEFAULT_PLAIN_INTERVAL_S) -> None:
         self.total_steps = int(total_steps)
         self.start_step = int(start_step)
         self.enabled = enabled
-        self.description = description
-        self._progress: Any = None
-        self._task: Any = None
+        self.description = short_description(description)
+        self._progress = Progress(self.total_steps, self.description, start=self.start_step, unit="steps",
+                                  enabled=enabled, stream=stream, interval_s=interval_s)
 
     def __enter__(self) -> TrainProgress:
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("steps"),
-                TimeElapsedColumn(),
-                TextColumn("{task.fields[stats]}"),
-            )
-            self._progress.start()
-            self._task = self._progress.add_task(
-                self.description, total=self.total_steps, completed=self.start_step, stats=""
-            )
+        self._progress.__enter__()
         return self
 
     def update(
         self, steps: int, mean_return: float | None, metric_name: str | None = None, metric_value: float | None = None
     ) -> None:
-        if self._progress is None:
-            return
         stats = "return " + ("-" if mean_return is None else f"{mean_return:.4g}")
         if metric_name is not None:
-            stats += f"  {metric_name} " + ("-" if metric_value is None else f"{metric_value:.4g}")
-        self._progress.update(self._task, completed=min(steps, self.total_steps), stats=stats)
+            stats += f" | {metric_name} " + ("-" if metric_value is None else f"{metric_value:.4g}")
+        self._progress.update(steps, stats=stats)
 
     def __exit__(self, *exc: Any) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        self._progress.close()
+
+
+def short_description(description: str) -> str:
+    """``"ppo/sb3 schedgym/MemoryMapping-v0"`` -> ``"ppo/sb3 MemoryMapping-v0"`` (the namespace adds nothing)."""
+    return " ".join(word.rsplit("/", 1)[-1] if word.startswith("schedgym") else word for word in description.split())

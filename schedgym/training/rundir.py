@@ -146,8 +146,12 @@ class RunDir:
         tmp.mkdir(parents=True)
         return tmp
 
-    def commit_checkpoint(self, tmp: Path, step: int, meta: dict[str, Any], keep: int | None = None) -> Path:
-        """Move ``tmp`` into place as ``step_<step>``, refresh the top-level policy, prune old ones."""
+    def commit_checkpoint(self, tmp: Path, step: int, meta: dict[str, Any], keep: int | None = None,
+                          **log_fields: Any) -> Path:
+        """Move ``tmp`` into place as ``step_<step>`` (env steps), refresh the top-level policy, prune old ones.
+
+        ``log_fields`` go into the checkpoint's ``train_log.jsonl`` event (e.g. MuZero's ``learner_updates``).
+        """
         self.write_meta({**meta, "checkpoint_step": step}, tmp)
         final = self.checkpoints_dir / f"{_CHECKPOINT_PREFIX}{step:010d}"
         if final.exists():
@@ -162,7 +166,7 @@ class RunDir:
         if keep is not None and keep > 0:
             for old in self.checkpoint_paths()[:-keep]:
                 shutil.rmtree(old, ignore_errors=True)
-        self.log("checkpoint", step=step)
+        self.log("checkpoint", step=step, **log_fields)
         return final
 
     # ------------------------------------------------------------------ log

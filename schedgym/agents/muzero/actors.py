@@ -337,14 +337,16 @@ class Learner:
         from schedgym.training.rundir import RunDir
 
         rd = RunDir(self.run_dir)
-        step = self.core.training_step
-        tmp = rd.begin_checkpoint(step)
+        updates = self.core.training_step
         counters = ray.get(self.storage.get_counters.remote())
-        counters["training_step"] = step
+        counters["training_step"] = updates
+        # Checkpoints are named and logged by env steps, as PPO's are; learner updates are their own field.
+        step = int(counters["played_steps"])
+        tmp = rd.begin_checkpoint(step)
         ray.get(self.replay.save.remote(str(tmp / "replay.npz")))  # same moment as the weights
         torch.save(self.core.net.state_dict(), tmp / "policy.pt")
         torch.save({"optimizer": self.core.opt.state_dict(), "counters": counters}, tmp / "trainer.pt")
-        final = rd.commit_checkpoint(tmp, step, self.meta, keep=self.cfg.keep_checkpoints)
+        final = rd.commit_checkpoint(tmp, step, self.meta, keep=self.cfg.keep_checkpoints, learner_updates=updates)
         return str(final)
 
     def run(self, timesteps: int) -> dict[str, Any]:

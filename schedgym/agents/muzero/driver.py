@@ -124,7 +124,8 @@ def train(spec: TrainSpec) -> Path:
         learner_ref = learner.run.remote(spec.timesteps)
         on_poll: Callable[[RunHandles], None] | None = spec.extra.get("on_poll")
         start_played = counters.get("played_steps", 0)
-        with TrainProgress(spec.timesteps, start_played, enabled=spec.progress, description="muzero") as bar:
+        with TrainProgress(spec.timesteps, start_played, enabled=spec.progress,
+                           description=f"muzero {spec.env_id}") as bar:
             while True:
                 ready, _ = ray.wait([learner_ref, *run_refs], num_returns=1, timeout=0.5)
                 for ref in ready:
