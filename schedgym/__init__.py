@@ -10,6 +10,9 @@ Importing the package registers every environment with Gymnasium::
 or, without the import (e.g. in Ray's remote env runners)::
 
     env = gym.make("schedgym:schedgym/MemoryMapping-v0", instance="minimalloc:A")
+
+What there is to run: ``schedgym.envs()``, ``schedgym.instances(env_id)``, ``schedgym.policies(env_id)``,
+``schedgym.tasks(env_id)`` (and ``schedgym list ...`` on the command line).
 """
 
 __version__ = "0.1.0"
@@ -18,4 +21,6 @@ from schedgym.envs import register_envs as _register_envs
 
 _register_envs()
 
-__all__ = ["__version__"]
+from schedgym.discovery import envs, instances, policies, tasks  # noqa: E402  (after registration)
+
+__all__ = ["__version__", "envs", "instances", "policies", "tasks"]

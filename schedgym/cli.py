@@ -10,7 +10,9 @@ import importlib
 import sys
 
 #: Sub-commands, in the order ``schedgym --help`` lists them.
-COMMANDS = ("envs", "run", "train", "oversubscription", "bench", "validate", "leaderboard")
+COMMANDS = ("envs", "list", "run", "train", "oversubscription", "bench", "validate", "leaderboard")
+#: Sub-commands whose module name differs from the command (``list`` is a builtin).
+_MODULES = {"list": "listing"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"schedgym {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        module = importlib.import_module(f"schedgym.commands.{name}")
+        module = importlib.import_module(f"schedgym.commands.{_MODULES.get(name, name)}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_main=module.main)

@@ -1,0 +1,60 @@
+"""Discovery: `schedgym list ...` and `schedgym.instances(env_id)` name what can be run, and it runs."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import pytest
+
+import schedgym
+from schedgym.cli import main as cli_main
+
+
+def _json_lines(capsys: pytest.CaptureFixture[str], argv: list[str]) -> list[dict]:
+    assert cli_main(argv) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_list_envs_matches_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _json_lines(capsys, ["list", "envs", "--json"])
+    assert [r["id"] for r in rows] == schedgym.envs()
+    assert all(r["id"] in gym.registry for r in rows)
+
+
+@pytest.mark.parametrize("env_id", schedgym.envs())
+def test_list_instances_and_policies(capsys: pytest.CaptureFixture[str], env_id: str) -> None:
+    rows = _json_lines(capsys, ["list", "instances", "--env", env_id, "--json"])
+    assert [r["name"] for r in rows] == schedgym.instances(env_id)
+    assert {r["source"] for r in rows} >= {"shipped data", "user file"}
+    policies = _json_lines(capsys, ["list", "policies", "--env", env_id, "--json"])
+    assert [p["name"] for p in policies] == schedgym.policies(env_id) and "random" in schedgym.policies(env_id)
+
+
+def test_listed_shipped_instances_construct() -> None:
+    """Every listed shipped/generated instance is a value the env accepts (the list cannot drift)."""
+    from schedgym.envs import env_entry
+
+    for env_id in schedgym.envs():
+        entry = env_entry(env_id)
+        for info in schedgym.discovery.instance_infos(env_id):
+            if info.is_pattern or info.name.startswith("torch:"):
+                continue  # user files need a path; torch programs are traced (slow) and tested elsewhere
+            kwargs = {**entry.test_kwargs, info.kwarg: info.name, **info.needs}
+            if info.kwarg == "instance":
+                kwargs = {info.kwarg: info.name, **info.needs}
+            env = gym.make(env_id, **kwargs)
+            env.reset(seed=0)
+            env.close()
+
+
+def test_list_tasks_filters_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _json_lines(capsys, ["list", "tasks", "--tier", "quick", "--json"])
+    assert rows and all(r["tier"] == "quick" for r in rows)
+    assert {r["name"] for r in rows} == set(schedgym.tasks(tier="quick"))
+    mm = schedgym.tasks("schedgym/MemoryMapping-v0")
+    assert mm and all(name.startswith("memory-") for name in mm)
+    assert cli_main(["list", "instances"]) == 2
+    assert "needs --env" in capsys.readouterr().err
+    assert cli_main(["list", "policies", "--env", "schedgym/Nope-v0"]) == 2
+    assert "unknown env id" in capsys.readouterr().err
