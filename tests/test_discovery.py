@@ -1,4 +1,4 @@
-"""Discovery: `schedgym list ...` and `schedgym.instances(env_id)` name what can be run, and it runs."""
+"""Discovery (`schedgym list ...`, `schedgym.instances(env_id)`) and episode limits: what can be run, and it runs."""
 
 from __future__ import annotations
 
@@ -58,3 +58,17 @@ def test_list_tasks_filters_and_errors(capsys: pytest.CaptureFixture[str]) -> No
     assert "needs --env" in capsys.readouterr().err
     assert cli_main(["list", "policies", "--env", "schedgym/Nope-v0"]) == 2
     assert "unknown env id" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("env_id", schedgym.envs())
+def test_metrics_present_when_a_time_limit_truncates(env_id: str) -> None:
+    from schedgym.envs import env_entry
+
+    env = gym.make(env_id, max_episode_steps=3, **env_entry(env_id).test_kwargs)
+    _, info = env.reset(seed=0)
+    for _ in range(3):
+        _, _, terminated, truncated, info = env.step(int(info["action_mask"].argmax()))
+        if terminated:
+            pytest.skip("the test instance ended on its own within 3 steps")
+    assert truncated and set(info["metrics"]) == set(env.unwrapped.metrics())
+    assert env.spec.max_episode_steps == 3

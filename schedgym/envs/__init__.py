@@ -11,6 +11,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from schedgym.envs.core.episode_metrics import EPISODE_METRICS_WRAPPER_SPEC
+
 __all__ = ["EnvEntry", "ENV_ENTRIES", "register_envs", "env_entry", "env_family"]
 
 
@@ -61,7 +63,8 @@ def register_envs() -> None:
     for entry in ENV_ENTRIES:
         if entry.id in gym.registry:
             continue
-        gym.register(id=entry.id, entry_point=entry.entry_point, max_episode_steps=entry.max_episode_steps)
+        gym.register(id=entry.id, entry_point=entry.entry_point, max_episode_steps=entry.max_episode_steps,
+                     additional_wrappers=(EPISODE_METRICS_WRAPPER_SPEC,))
 
 
 def env_entry(env_id: str) -> EnvEntry:

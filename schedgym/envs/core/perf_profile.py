@@ -50,6 +50,8 @@ class PerfProfile:
     decode_step_s: np.ndarray  # (7,) time per decode iteration (one token for every sequence), seconds
     prefill_peak_power: np.ndarray  # (7,) peak power / TDP over the prompt sweep (A100 only, else nan)
     batch_avg_power: np.ndarray  # (7,) average power / TDP over the batch sweep (A100 only, else nan)
+    #: (7,) time per decode iteration at batch 1 over the prompt sweep (context grows with the prompt), seconds
+    decode_by_prompt_s: np.ndarray | None = None
 
     def prefill_time_s(self, prompt_tokens: np.ndarray | float) -> np.ndarray:
         """Prefill time of a prompt (or of a batch with this many prompt tokens in total).
@@ -107,6 +109,9 @@ def load_perf_profile(
     p_sizes, prefill_ms = sweep("prompt_size", {"batch_size": _REF_BATCH, "token_size": _REF_OUTPUT}, "prompt_time")
     b_sizes, prefill_b_ms = sweep("batch_size", {"prompt_size": _REF_PROMPT, "token_size": _REF_OUTPUT}, "prompt_time")
     _, decode_ms = sweep("batch_size", {"prompt_size": _REF_PROMPT, "token_size": _REF_OUTPUT}, "token_time")
+    _, decode_by_prompt_ms = sweep(
+        "prompt_size", {"batch_size": _REF_BATCH, "token_size": _REF_OUTPUT}, "token_time"
+    )
     _, peak = sweep("prompt_size", {"batch_size": _REF_BATCH, "token_size": _REF_OUTPUT}, "peak_power")
     _, avg = sweep("batch_size", {"prompt_size": _REF_PROMPT, "token_size": _REF_OUTPUT}, "average_power")
     peak = np.where(peak > 0, peak, np.nan)
@@ -127,4 +132,5 @@ def load_perf_profile(
         decode_step_s=decode_ms / 1000.0,
         prefill_peak_power=peak,
         batch_avg_power=avg,
+        decode_by_prompt_s=decode_by_prompt_ms / 1000.0,
     )

@@ -1,0 +1,1 @@
+"""Simulators shared by several env families (see ``serving/`` for the LLM-serving core)."""
