@@ -1,30 +1,45 @@
-"""Simulations per second of the batched Gumbel MuZero search vs a muzero-general-style reference.
+"""Simulations per second of the batched Gumbel MuZero search vs DeepMind's mctx and a muzero-general-style search.
 
-Both searches use the same fixed small network (learned model: representation, dynamics, prediction)
-and the same number of simulations per move, in the same run, with torch on one thread:
+All searches use the same fixed small network (learned model: representation, dynamics, prediction; obs
+128 -> hidden 64, MLPs (128, 128) with LayerNorm, 41-atom value/reward supports) and the same number of
+simulations per move, in the same run, on one thread:
 
-- batched: :func:`schedgym.agents.muzero.search.gumbel_muzero_search` over B trees at once
-  (array tree, numba kernels, ONE batched network call per simulation for all B trees);
+- fused: :func:`schedgym.agents.muzero.search.gumbel_muzero_search` with ``LearnedModel(fused=True)``
+  (the default): the whole search, network inference included, in one numba call (``fused.py``);
+- model calls: the same search with ``fused=False``: per simulation a numba select kernel, one batched
+  torch call for all B trees, a numba backup kernel;
+- mctx (when installed: ``pip install -e .[compare]``): DeepMind's ``mctx.gumbel_muzero_policy`` under
+  ``jax.jit``, with the same network written in JAX and the torch weights copied in, XLA on one thread;
 - reference: written here in the style of muzero-general's ``self_play.py`` (MIT): Python ``Node``
-  objects with a children dict, pUCT selection, min-max stats, and one batch-1 network call per
-  simulation; B trees are searched one after the other.
+  objects with a children dict, pUCT selection, min-max stats, one batch-1 network call per simulation.
 
-Usage: ``python benchmarks/mcts_throughput.py [--sims 32] [--actions 17] [--quick]``.
-Prints simulations/s per B and the ratio batched / reference (target: >= 10x at B = 64).
+Usage: ``python benchmarks/mcts_throughput.py [--sims 32] [--actions 17] [--quick] [--json]``.
+Prints simulations/s per B and the ratios fused / mctx and fused / model calls (target: fused >= mctx at
+B = 16, 64, 256).
 """
 
 from __future__ import annotations
 
-import argparse
-import math
-import time
+import os
 
-import numpy as np
-import torch
+# One thread for every library (before numpy, torch or jax load their thread pools): XLA, torch and the
+# BLAS that numba's np.dot calls, so that the searches compare like for like (as self-play actors run).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
-from schedgym.agents.muzero.models import LearnedModel
-from schedgym.agents.muzero.networks import MuZeroNetwork, NetworkConfig
-from schedgym.agents.muzero.search import SearchConfig, gumbel_muzero_search
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
+from typing import Any, Callable
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from schedgym.agents.muzero.models import LearnedModel  # noqa: E402
+from schedgym.agents.muzero.networks import MuZeroNetwork, NetworkConfig  # noqa: E402
+from schedgym.agents.muzero.search import SearchConfig, gumbel_muzero_search  # noqa: E402
 
 
 # --------------------------------------------------------------------------- reference (muzero-general style)
@@ -118,55 +133,141 @@ class ReferenceMCTS:
             value = node.reward + self.discount * value
 
 
+# --------------------------------------------------------------------------- mctx (optional)
+def make_mctx_search(net: MuZeroNetwork, num_simulations: int) -> Callable[[np.ndarray, np.ndarray, int], Any] | None:
+    """A jitted ``mctx.gumbel_muzero_policy`` over the same network (weights copied from ``net``), or None."""
+    try:
+        import jax
+        import jax.numpy as jnp
+        import mctx
+    except ImportError:
+        return None
+    from schedgym.agents.muzero.networks import TRANSFORM_EPS
+
+    def layers_of(seq: torch.nn.Sequential) -> tuple[tuple[str, ...], list[Any]]:
+        """Layer kinds (static, closed over) and their arrays (the jitted function's params)."""
+        kinds, arrays = [], []
+        for m in seq:
+            if isinstance(m, (torch.nn.Linear, torch.nn.LayerNorm)):
+                kinds.append("linear" if isinstance(m, torch.nn.Linear) else "norm")
+                w = m.weight.detach().numpy()
+                arrays.append((jnp.asarray(w.T if kinds[-1] == "linear" else w), jnp.asarray(m.bias.detach().numpy())))
+            elif isinstance(m, torch.nn.ReLU):
+                kinds.append("relu")
+                arrays.append(())
+        return tuple(kinds), arrays
+
+    def mlp(kinds: tuple[str, ...], arrays: list[Any], x: Any) -> Any:
+        for kind, p in zip(kinds, arrays):
+            if kind == "linear":
+                x = x @ p[0] + p[1]
+            elif kind == "norm":
+                mean = x.mean(-1, keepdims=True)
+                var = ((x - mean) ** 2).mean(-1, keepdims=True)
+                x = (x - mean) / jnp.sqrt(var + 1e-5) * p[0] + p[1]
+            else:
+                x = jax.nn.relu(x)
+        return x
+
+    def scale(s: Any) -> Any:
+        lo, hi = s.min(-1, keepdims=True), s.max(-1, keepdims=True)
+        return (s - lo) / jnp.maximum(hi - lo, 1e-5)
+
+    atoms = jnp.asarray(net.support.atoms.numpy())
+    num_actions = net.cfg.num_actions
+
+    def decode(logits: Any) -> Any:
+        y = (jax.nn.softmax(logits, -1) * atoms).sum(-1)
+        eps = TRANSFORM_EPS
+        return jnp.sign(y) * (((jnp.sqrt(1.0 + 4.0 * eps * (jnp.abs(y) + 1.0 + eps)) - 1.0) / (2.0 * eps)) ** 2 - 1.0)
+
+    names = ("representation", "dynamics", "reward_head", "prediction")
+    kinds = {name: layers_of(getattr(net, name))[0] for name in names}
+    params = {name: layers_of(getattr(net, name))[1] for name in names}
+
+    def net_fn(name: str, params: Any, x: Any) -> Any:
+        return mlp(kinds[name], params[name], x)
+
+    def recurrent_fn(params: Any, key: Any, action: Any, embedding: Any) -> Any:
+        x = jnp.concatenate([embedding, jax.nn.one_hot(action, num_actions)], -1)
+        nxt = scale(net_fn("dynamics", params, x))
+        out = net_fn("prediction", params, nxt)
+        return mctx.RecurrentFnOutput(
+            reward=decode(net_fn("reward_head", params, nxt)), discount=jnp.ones(nxt.shape[0]),
+            prior_logits=out[:, :num_actions], value=decode(out[:, num_actions:])), nxt
+
+    @jax.jit
+    def search(params: Any, key: Any, obs: Any, invalid: Any) -> Any:
+        s0 = scale(net_fn("representation", params, obs))
+        out = net_fn("prediction", params, s0)
+        root = mctx.RootFnOutput(prior_logits=out[:, :num_actions], value=decode(out[:, num_actions:]), embedding=s0)
+        return mctx.gumbel_muzero_policy(params, key, root, recurrent_fn, num_simulations=num_simulations,
+                                         invalid_actions=invalid, max_num_considered_actions=16)
+
+    def run(obs: np.ndarray, legal: np.ndarray, seed: int) -> Any:
+        out = search(params, jax.random.PRNGKey(seed), jnp.asarray(obs), jnp.asarray(~legal))
+        return out.action.block_until_ready()
+
+    return run
+
+
 # --------------------------------------------------------------------------- benchmark
+def _rate(fn: Callable[[], Any], sims_per_call: int, min_s: float) -> float:
+    fn()  # warm-up (numba / XLA compile)
+    calls, elapsed = 0, 0.0
+    while elapsed < min_s or calls < 2:
+        t0 = time.perf_counter()
+        fn()
+        elapsed += time.perf_counter() - t0
+        calls += 1
+    return calls * sims_per_call / elapsed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sims", type=int, default=32, help="simulations per move (both searches)")
+    ap.add_argument("--sims", type=int, default=32, help="simulations per move (all searches)")
     ap.add_argument("--actions", type=int, default=17, help="actions (MemoryMapping default K=16 -> 17)")
     ap.add_argument("--obs-dim", type=int, default=128)
     ap.add_argument("--batches", type=str, default="1,16,64,256")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    ap.add_argument("--json", action="store_true", help="one JSON object per B instead of the table")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     net = MuZeroNetwork(NetworkConfig(args.obs_dim, args.actions, hidden_dim=64, layers=(128, 128))).eval()
     rng = np.random.default_rng(0)
     cfg = SearchConfig(num_simulations=args.sims)
+    min_s = 0.5 if args.quick else 2.0
+    mctx_search = make_mctx_search(net, args.sims)
 
-    def batched_rate(batch: int) -> float:
+    ref = ReferenceMCTS(net, args.sims)
+    ref_obs = rng.normal(size=(1, args.obs_dim)).astype(np.float32)
+    ref_legal = [a for a in range(args.actions) if a % 3 != 1] or [0]
+    ref_rate = _rate(lambda: ref.run(ref_obs[0], ref_legal), args.sims, 2 * min_s)
+    if not args.json:
+        print(f"network: obs {args.obs_dim} -> hidden 64, MLP (128, 128) + LayerNorm; actions {args.actions}; "
+              f"{args.sims} simulations/move; one thread")
+        print(f"reference (muzero-general style, Python nodes, batch-1 calls): {ref_rate:10.0f} simulations/s")
+        if mctx_search is None:
+            print("mctx: not installed (pip install -e .[compare]); its columns are empty")
+        print(f"{'B':>5} {'fused sims/s':>13} {'model-call sims/s':>18} {'mctx sims/s':>12} "
+              f"{'fused/mctx':>11} {'fused/calls':>12}")
+    for batch in [int(b) for b in args.batches.split(",")]:
         obs = rng.normal(size=(batch, args.obs_dim)).astype(np.float32)
         legal = rng.random((batch, args.actions)) < 0.7
         legal[:, -1] = True
-        gumbel_muzero_search(LearnedModel(net, obs, legal), cfg, rng)  # warm-up (numba compile)
-        reps, elapsed = 0, 0.0
-        while elapsed < (0.5 if args.quick else 2.0) or reps < 2:
-            t0 = time.perf_counter()
-            gumbel_muzero_search(LearnedModel(net, obs, legal), cfg, rng)
-            elapsed += time.perf_counter() - t0
-            reps += 1
-        return reps * batch * args.sims / elapsed
-
-    def reference_rate() -> float:
-        ref = ReferenceMCTS(net, args.sims)
-        obs = rng.normal(size=(1, args.obs_dim)).astype(np.float32)
-        legal = [a for a in range(args.actions) if a % 3 != 1] or [0]
-        ref.run(obs[0], legal)
-        trees, elapsed = 0, 0.0
-        while elapsed < (1.0 if args.quick else 4.0) or trees < 4:
-            t0 = time.perf_counter()
-            ref.run(obs[0], legal)
-            elapsed += time.perf_counter() - t0
-            trees += 1
-        return trees * args.sims / elapsed
-
-    ref_rate = reference_rate()
-    print(f"network: obs {args.obs_dim} -> hidden 64, MLP (128, 128) + LayerNorm; actions {args.actions}; "
-          f"{args.sims} simulations/move; torch threads 1")
-    print(f"reference (muzero-general style, Python nodes, batch-1 calls): {ref_rate:10.0f} simulations/s")
-    print(f"{'B':>5} {'batched sims/s':>15} {'ratio vs reference':>20}")
-    for batch in [int(b) for b in args.batches.split(",")]:
-        rate = batched_rate(batch)
-        print(f"{batch:>5} {rate:15.0f} {rate / ref_rate:19.1f}x")
+        sims = batch * args.sims
+        fused = _rate(lambda: gumbel_muzero_search(LearnedModel(net, obs, legal), cfg, rng), sims, min_s)
+        calls = _rate(lambda: gumbel_muzero_search(LearnedModel(net, obs, legal, fused=False), cfg, rng), sims, min_s)
+        jaxed = _rate(lambda: mctx_search(obs, legal, 0), sims, min_s) if mctx_search is not None else None
+        row = {"batch": batch, "fused_sims_per_s": fused, "model_calls_sims_per_s": calls,
+               "mctx_sims_per_s": jaxed, "reference_sims_per_s": ref_rate,
+               "fused_over_mctx": fused / jaxed if jaxed else None, "fused_over_model_calls": fused / calls}
+        if args.json:
+            print(json.dumps(row))
+        else:
+            m = f"{jaxed:12.0f} {fused / jaxed:10.2f}x" if jaxed else f"{'-':>12} {'-':>11}"
+            print(f"{batch:>5} {fused:13.0f} {calls:18.0f} {m} {fused / calls:11.1f}x")
 
 
 if __name__ == "__main__":

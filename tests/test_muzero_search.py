@@ -268,3 +268,44 @@ def test_search_rejects_roots_without_legal_actions() -> None:
     model = BanditModel(np.zeros((1, 3)), np.zeros(1), np.zeros((1, 3)), np.zeros((1, 3), bool))
     with pytest.raises(ValueError, match="legal"):
         gumbel_muzero_search(model, SearchConfig(num_simulations=2), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("batch,sims,discount", [(1, 8, 1.0), (7, 32, 1.0), (32, 16, 0.97)])
+def test_fused_search_equals_the_search_with_model_calls(batch: int, sims: int, discount: float) -> None:
+    """The one-numba-call search (network inside) builds the same trees as per-simulation torch calls."""
+    from schedgym.agents.muzero.networks import MuZeroNetwork, NetworkConfig
+
+    torch.manual_seed(batch)
+    net = MuZeroNetwork(NetworkConfig(obs_dim=24, num_actions=9, hidden_dim=16, layers=(32, 32))).eval()
+    rng = np.random.default_rng(batch)
+    obs = rng.normal(size=(batch, 24)).astype(np.float32)
+    legal = rng.random((batch, 9)) < 0.6
+    legal[:, 0] = True
+    cfg = SearchConfig(num_simulations=sims, max_considered_actions=4, discount=discount)
+    for seed in range(3):
+        ref = gumbel_muzero_search(LearnedModel(net, obs, legal, fused=False), cfg, np.random.default_rng(seed))
+        out = gumbel_muzero_search(LearnedModel(net, obs, legal), cfg, np.random.default_rng(seed))
+        np.testing.assert_array_equal(out.action, ref.action)
+        np.testing.assert_array_equal(out.root_visits, ref.root_visits)
+        np.testing.assert_array_equal(out.tree.children_index, ref.tree.children_index)
+        np.testing.assert_allclose(out.tree.raw_values, ref.tree.raw_values, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(out.tree.children_rewards, ref.tree.children_rewards, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(out.policy_target, ref.policy_target, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(out.root_value, ref.root_value, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_weights_follow_training_updates() -> None:
+    """The weight copy is refreshed when the torch parameters change (optimiser step, load_state_dict)."""
+    from schedgym.agents.muzero.fused import fused_weights
+    from schedgym.agents.muzero.networks import MuZeroNetwork, NetworkConfig
+
+    net = MuZeroNetwork(NetworkConfig(obs_dim=6, num_actions=3, hidden_dim=8, layers=(16,)))
+    first = fused_weights(net)
+    assert fused_weights(net) is first  # cached while nothing changes
+    with torch.no_grad():
+        net.prediction[0].weight.add_(1.0)
+    second = fused_weights(net)
+    assert second is not first
+    np.testing.assert_allclose(second.prediction.weights[0], net.prediction[0].weight.detach().numpy().T)
+    net.load_state_dict(MuZeroNetwork(net.cfg).state_dict())
+    assert fused_weights(net) is not second

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from schedgym.agents.muzero.networks import MuZeroNetwork
-from schedgym.agents.muzero.search import ModelOutput
+from schedgym.agents.muzero.search import ModelOutput, SearchConfig, Tree
 
 __all__ = ["MODEL_MODES", "LearnedModel", "SimulatorModel", "make_model"]
 
@@ -27,14 +27,28 @@ MODEL_MODES = ("learned", "simulator")
 
 
 class LearnedModel:
-    """MuZero model: search in the learned latent space."""
+    """MuZero model: search in the learned latent space.
 
-    def __init__(self, net: MuZeroNetwork, obs: np.ndarray, root_legal: np.ndarray) -> None:
+    With ``fused=True`` (the default) the search runs in one numba call with the network's weights
+    copied into it (:mod:`.fused`); ``fused=False`` keeps the per-simulation torch calls below, which the
+    tests use as the reference the fused search must equal.
+    """
+
+    def __init__(self, net: MuZeroNetwork, obs: np.ndarray, root_legal: np.ndarray, fused: bool = True) -> None:
         self.net = net
         self.obs = torch.as_tensor(np.asarray(obs, np.float32))
         self.root_legal = np.asarray(root_legal, bool)
         self.num_actions = net.cfg.num_actions
         self.hidden: torch.Tensor | None = None
+        self.fused = bool(fused)
+
+    def fused_search(
+        self, config: SearchConfig, gumbel: np.ndarray, table: np.ndarray, num_considered: np.ndarray
+    ) -> Tree:
+        from schedgym.agents.muzero.fused import fused_learned_search
+
+        return fused_learned_search(self.net, self.obs.numpy(), self.root_legal, config, gumbel, table,
+                                    num_considered)
 
     @torch.no_grad()
     def root(self, num_nodes: int) -> ModelOutput:

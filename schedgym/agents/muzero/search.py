@@ -479,16 +479,10 @@ def _make_gumbel(
     return g * scale
 
 
-def gumbel_muzero_search(
-    model: SearchModel,
-    config: SearchConfig,
-    rng: np.random.Generator | Sequence[np.random.Generator],
-) -> SearchOutput:
-    """Run ``config.num_simulations`` batched simulations from the roots held by ``model``.
-
-    ``rng`` is one Generator for the whole batch, or one per tree (then tree b's result does not
-    depend on the other trees: a batch of B equals B batches of 1).
-    """
+def _search_with_model_calls(
+    model: SearchModel, config: SearchConfig, rng: np.random.Generator | Sequence[np.random.Generator]
+) -> tuple[Tree, np.ndarray]:
+    """The search loop in Python: per simulation a select kernel, one batched model call, a backup kernel."""
     num_nodes = config.num_simulations + 1
     root = model.root(num_nodes)
     batch, num_actions = root.prior_logits.shape
@@ -530,6 +524,32 @@ def gumbel_muzero_search(
             tree.children_visits, tree.children_rewards, tree.children_discounts, tree.children_values,
         )
 
+    return tree, gumbel
+
+
+def gumbel_muzero_search(
+    model: SearchModel,
+    config: SearchConfig,
+    rng: np.random.Generator | Sequence[np.random.Generator],
+) -> SearchOutput:
+    """Run ``config.num_simulations`` batched simulations from the roots held by ``model``.
+
+    ``rng`` is one Generator for the whole batch, or one per tree (then tree b's result does not
+    depend on the other trees: a batch of B equals B batches of 1).
+    """
+    if getattr(model, "fused", False):
+        # The learned model can run the whole search in one numba call (fused.py): same kernels, same tree.
+        root_legal = np.asarray(model.root_legal, bool)
+        if not root_legal.any(axis=1).all():
+            raise ValueError("every root needs at least one legal action")
+        batch, num_actions = root_legal.shape
+        gumbel = _make_gumbel(rng, batch, num_actions, config.gumbel_scale)
+        num_considered = np.minimum(config.max_considered_actions, root_legal.sum(axis=1)).astype(np.int64)
+        table = considered_visit_table(config.max_considered_actions, config.num_simulations)
+        tree = model.fused_search(config, gumbel, table, num_considered)
+    else:
+        tree, gumbel = _search_with_model_calls(model, config, rng)
+    batch, _, num_actions = tree.children_prior_logits.shape
     act = np.zeros(batch, np.int64)
     policy = np.zeros((batch, num_actions), np.float64)
     _root_outputs(
