@@ -3,7 +3,8 @@
 1. ``schedgym bench --tier quick`` for every baseline of every registered family, plus every trained
    agent committed under ``leaderboard/agents/*/`` (directories holding ``schedgym_agent.json``);
    results are appended to ``leaderboard/results`` (a rerun resumes: finished rows are not rerun).
-2. ``schedgym validate`` on the quick tier's results files (every row replayed in a fresh env).
+2. ``schedgym validate`` on every results file under ``--out`` (every row replayed in a fresh env from
+   its frozen task; the leaderboard ranks only the rows that replay).
 3. ``schedgym leaderboard``: ``leaderboard/README.md`` and ``leaderboard/index.html`` from every results
    file (failing rows left out; learning curves from the agents' run directories).
 
@@ -86,23 +87,25 @@ def main() -> int:
     print(f"=== schedgym bench --tier {args.tier}: {len(tasks)} task(s) -> {args.out} ===", flush=True)
     summary = run_bench(tasks, None, args.out, workers=args.workers)
     print_summary(summary, args.out)
-    files = list(summary.files or [])
     agents = agent_dirs(Path(args.agents))
     if agents:
         print(f"=== trained agents: {', '.join(a.name for a in agents)} ===", flush=True)
         agent_summary = run_bench(tasks, resolve_policy_specs([str(a) for a in agents]), args.out, workers=args.workers)
         print_summary(agent_summary, args.out)
-        files += list(agent_summary.files or [])
         summary.failed = (summary.failed or []) + (agent_summary.failed or [])
     t_bench = time.perf_counter() - t_start
 
+    # Every file the leaderboard renders is validated (not only this run's): only rows that replay from
+    # their frozen task are ranked, and duplicates across files are rejected.
+    from schedgym.benchmark.results import find_results
+
+    files = find_results([args.out])
     print(f"=== schedgym validate ({len(files)} file(s)) ===", flush=True)
     exclude: list[tuple[str, int]] = []
     n_rows = 0
+    seen: dict = {}
     for path in files:
-        if not path.exists():
-            continue
-        check = validate_file(path)
+        check = validate_file(path, seen=seen)
         n_rows += len(check.rows)
         for rc in check.failed:
             print(f"FAIL {path}:{rc.line}: {rc.label}: {rc.reason}", flush=True)

@@ -136,9 +136,11 @@ def test_altered_metric_or_actions_fail_validation(small_results: Path, tmp_path
     _rewrite(src, garbage, row["_line"], "actions", "rle1:@@@")
     assert "encoding" in validate_file(garbage).failed[0].reason
 
-    assert cli_main(["validate", str(tampered_metric), str(tampered_actions)]) == 1
+    # One file at a time: given together, the copies' untouched rows would be duplicates of each other.
+    assert cli_main(["validate", str(tampered_metric)]) == 1
+    assert cli_main(["validate", str(tampered_actions)]) == 1
     out = capsys.readouterr().out
-    assert out.count("FAIL") == 2 and "2 row(s) fail" in out
+    assert out.count("FAIL") == 2 and out.count("1 row(s) fail") == 2
 
 
 def test_rendering_is_deterministic(small_results: Path, tmp_path: Path) -> None:

@@ -59,6 +59,10 @@ COLUMNS = (
 )
 
 _ACTIONS_TAG = "rle1:"
+#: Longest episode a row may hold (actions); the longest shipped episode has ~6k steps.
+MAX_ACTIONS = 5_000_000
+#: Largest results file read (bytes): results are untrusted input, bounded before they are read.
+MAX_RESULTS_BYTES = 256 * 1024 * 1024
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
@@ -73,22 +77,36 @@ def encode_actions(actions: Iterable[int]) -> str:
     return _ACTIONS_TAG + base64.urlsafe_b64encode(zlib.compress(pairs.tobytes(), 9)).decode("ascii")
 
 
-def decode_actions(text: str) -> np.ndarray:
-    """Inverse of :func:`encode_actions`; ``ValueError`` naming what is wrong with a bad encoding."""
+def decode_actions(text: str, max_actions: int = MAX_ACTIONS) -> np.ndarray:
+    """Inverse of :func:`encode_actions`; ``ValueError`` naming what is wrong with a bad encoding.
+
+    Bounded before allocating: at most ``max_actions`` actions (a zip bomb of long runs is refused).
+    """
     if not text.startswith(_ACTIONS_TAG):
         raise ValueError(f"actions must start with {_ACTIONS_TAG!r}, got {text[:12]!r}")
     body = text[len(_ACTIONS_TAG) :]
     if not body:
         return np.zeros(0, dtype=np.int64)
+    if len(body) > 8 * max_actions:
+        raise ValueError(f"actions encoding is {len(body)} characters long, more than {max_actions} actions can need")
     try:
-        raw = zlib.decompress(base64.urlsafe_b64decode(body.encode("ascii")))
+        packed = base64.urlsafe_b64decode(body.encode("ascii"))
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(packed, 8 * max_actions)
     except (ValueError, zlib.error) as exc:
         raise ValueError(f"actions are not valid base64/zlib: {exc}") from None
+    if inflater.unconsumed_tail:
+        raise ValueError(f"actions decode to more than {max_actions} (value, length) pairs")
+    if not inflater.eof:
+        raise ValueError("actions are not valid base64/zlib: the compressed stream is truncated")
     if len(raw) % 8:
         raise ValueError(f"actions decode to {len(raw)} bytes, not a whole number of (value, length) int32 pairs")
     pairs = np.frombuffer(raw, dtype="<i4").reshape(-1, 2).astype(np.int64)
     if (pairs[:, 1] < 1).any():
         raise ValueError("actions hold a run length < 1")
+    total = int(pairs[:, 1].sum())
+    if total > max_actions:
+        raise ValueError(f"actions hold {total} steps, more than the limit of {max_actions}")
     return np.repeat(pairs[:, 0], pairs[:, 1])
 
 
@@ -129,24 +147,32 @@ def format_row(row: Mapping[str, Any]) -> str:
 
 
 def append_row(path: str | Path, row: Mapping[str, Any]) -> None:
-    """Append one row (header first for a new file), in a single write, flushed to disk."""
+    """Append one row (header first for a new file) atomically: one ``O_APPEND`` write under an
+    exclusive ``flock`` of the file, flushed to disk. Nothing already in the file is ever rewritten."""
+    import fcntl
     import os
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = format_row(row)
-    new = not path.exists() or path.stat().st_size == 0
-    if new:
-        text = ",".join(COLUMNS) + "\n" + text
-    else:
-        with path.open("rb") as f:
-            f.seek(-1, 2)
-            if f.read(1) != b"\n":  # a run killed mid-line: end that (now unparsable) line first
-                text = "\n" + text
-    with path.open("a", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        if size == 0:
+            text = ",".join(COLUMNS) + "\n" + text
+        else:
+            with path.open("rb") as f:
+                f.seek(-1, 2)
+                if f.read(1) != b"\n":  # a run killed mid-line: end that (now unparsable) line first
+                    text = "\n" + text
+        data = text.encode("utf-8")
+        while data:
+            written = os.write(fd, data)
+            data = data[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # also releases the lock
 
 
 @dataclass
@@ -161,24 +187,71 @@ class ResultsFile:
 _INT_COLS = ("task_version", "seed", "episode_length")
 _FLOAT_COLS = ("metric", "episode_return", "walltime_s")
 _JSON_COLS = ("env_kwargs", "policy_kwargs", "metrics", "extra")
+# ASCII decimal only: int()/float() also take Arabic-Indic and other Unicode digits, and "1_000".
+_INT_RE = re.compile(r"[+-]?[0-9]{1,19}", re.ASCII)
+_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?|[+-]?(?:nan|inf)", re.ASCII)
 
 
-def _parse_float(text: str) -> float:
-    return float(text) if text not in ("", "nan") else math.nan
+def _parse_int(text: str, column: str) -> int:
+    if not _INT_RE.fullmatch(text):
+        raise ValueError(f"column {column}: {_short(text)} is not an ASCII decimal integer")
+    return int(text)
+
+
+def _parse_float(text: str, column: str = "value") -> float:
+    if text == "":
+        return math.nan
+    if len(text) > 64 or not _FLOAT_RE.fullmatch(text):
+        raise ValueError(f"column {column}: {_short(text)} is not an ASCII decimal number")
+    return float(text)
+
+
+def _parse_json(text: str, column: str) -> Any:
+    from schedgym.envs.core.validation import json_object
+
+    return json_object(text, f"column {column}") if text else {}
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr`` of an untrusted value, cut to ``limit`` characters (never a whole field of a file)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "...'" + f" ({len(text)} chars)"
+
+
+def read_text_bounded(path: Path, max_bytes: int, what: str) -> str:
+    """The UTF-8 text of ``path`` (a BOM is dropped); ``ValueError`` naming the file (and line) otherwise."""
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a directory, not a file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"{path}: {what} is {size} bytes, more than the limit of {max_bytes}")
+    data = path.read_bytes()[: max_bytes + 1]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: {what} is not valid UTF-8 (byte offset {exc.start})") from None
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def read_rows(path: str | Path) -> ResultsFile:
-    """Rows of a results file with typed values; malformed lines go to ``bad_lines`` with the reason."""
+    """Rows of a results file with typed values; malformed lines go to ``bad_lines`` with the reason.
+
+    Results files are untrusted: the file is bounded in size before it is read, numbers must be ASCII
+    decimal, JSON columns must be objects, and reasons never quote more than a few characters of a field.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"results file not found: {path}")
     rows: list[dict[str, Any]] = []
     bad: list[tuple[int, str]] = []
-    with path.open(encoding="utf-8", newline="") as f:
-        lines = f.read().split("\n")
+    lines = read_text_bounded(path, MAX_RESULTS_BYTES, "results file").split("\n")
     if not lines or not lines[0]:
         return ResultsFile(path, rows, bad)
-    header = next(csv.reader([lines[0]]))
+    try:
+        header = next(csv.reader([lines[0].rstrip("\r")]))
+    except csv.Error as exc:
+        raise ValueError(f"{path}:1: malformed CSV header ({exc})") from None
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise ValueError(f"{path}:1: header lacks column(s) {missing}")
@@ -198,12 +271,12 @@ def read_rows(path: str | Path) -> ResultsFile:
         try:
             row: dict[str, Any] = dict(raw)
             for c in _INT_COLS:
-                row[c] = int(raw[c])
+                row[c] = _parse_int(raw[c], c)
             for c in _FLOAT_COLS:
-                row[c] = _parse_float(raw[c])
+                row[c] = _parse_float(raw[c], c)
             for c in _JSON_COLS:
-                row[c] = json.loads(raw[c]) if raw[c] else {}
-        except (ValueError, json.JSONDecodeError) as exc:
+                row[c] = _parse_json(raw[c], c)
+        except ValueError as exc:
             bad.append((line, f"unparsable value: {exc}"))
             continue
         row["_line"] = line

@@ -68,9 +68,7 @@ def _baselines_for(task: Task) -> dict[str, Any] | None:
 
 def resolve_policy_specs(names: Sequence[str]) -> list[PolicySpec]:
     """``--policy`` values: directories with ``schedgym_agent.json`` become agents, the rest baseline names."""
-    import json
-
-    from schedgym.agents import AGENT_META_FILE
+    from schedgym.agents import AGENT_META_FILE, read_agent_meta
 
     specs = []
     for name in names:
@@ -79,7 +77,7 @@ def resolve_policy_specs(names: Sequence[str]) -> list[PolicySpec]:
             meta_file = path / AGENT_META_FILE
             if not meta_file.is_file():
                 raise ValueError(f"--policy {name}: a directory must hold {AGENT_META_FILE} (a `schedgym train` run dir)")
-            meta = json.loads(meta_file.read_text())
+            meta = read_agent_meta(path)
             env_id = str(meta.get("env_id", ""))
             env_id = env_id.split(":", 1)[1] if env_id.startswith("schedgym:") else env_id
             specs.append(PolicySpec(label=path.resolve().name, name=str(path.resolve()), is_agent=True, env_id=env_id))
@@ -153,13 +151,13 @@ def _policy_extra(policy: Any) -> dict[str, Any]:
 
 def _check_agent_spaces(spec: PolicySpec, env: Any, env_kwargs: dict[str, Any]) -> None:
     """A trained agent only runs on the spaces it was trained on: say so clearly instead of a shape error."""
-    import json
-
-    from schedgym.agents import AGENT_META_FILE
+    from schedgym.agents import read_agent_meta
     from schedgym.evaluation import make_env
 
-    meta = json.loads((Path(spec.name) / AGENT_META_FILE).read_text())
-    trained_kwargs = dict(meta.get("env_kwargs") or {})
+    meta = read_agent_meta(spec.name)
+    trained_kwargs = meta.get("env_kwargs") or {}
+    if not isinstance(trained_kwargs, dict):
+        raise ValueError(f"{spec.name}: schedgym_agent.json env_kwargs must be a JSON object")
     trained = make_env(env.spec.id if env.spec else str(meta.get("env_id")), trained_kwargs)
     try:
         same = (
@@ -239,10 +237,49 @@ def _init_ray(workers: int, address: str | None) -> Any:
 
     if not ray.is_initialized():
         if address:
-            ray.init(address=address, log_to_driver=False)
+            from schedgym.raynet import connect_ray
+
+            connect_ray(address, log_to_driver=False)
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     return ray
+
+
+#: Lock file ``bench`` holds in ``--out`` while it runs (one writer per results directory).
+LOCK_FILE = ".bench.lock"
+
+
+class OutDirLock:
+    """An exclusive, non-blocking ``flock`` on ``DIR/.bench.lock``: a second ``bench`` on the same ``--out``
+    fails fast with a clear message instead of writing duplicate rows. Released when the process ends."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / LOCK_FILE
+        self.fd: int | None = None
+
+    def __enter__(self) -> OutDirLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise ValueError(
+                f"--out {self.path.parent} is in use by another `schedgym bench` (pid {holder}; lock {self.path}); "
+                "wait for it to finish or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def run_bench(
@@ -265,6 +302,19 @@ def run_bench(
     log = log or (lambda msg: console.print(msg, markup=False, highlight=False))
     out_dir = Path(out_dir)
     plan = plan_jobs(tasks, policies, log)
+    with OutDirLock(out_dir):
+        return _run_locked(plan, out_dir, workers, address, progress, log, console)
+
+
+def _run_locked(
+    plan: list[tuple[Task, PolicySpec, list[Job]]],
+    out_dir: Path,
+    workers: int,
+    address: str | None,
+    progress: bool,
+    log: Callable[[str], None],
+    console: Any,
+) -> BenchSummary:
     summary = BenchSummary(failed=[], files=[])
     todo: list[Job] = []
     for task, spec, jobs in plan:

@@ -1,9 +1,18 @@
 """Replay results rows in fresh envs and re-score them (CompilerGym-style validation).
 
-A row replays when, from ``reset(seed)`` of an env built from the row's ``env_id`` and ``env_kwargs``,
-its decoded actions are all legal, the episode ends exactly after the last one, and the replayed
-metric, return, length and every recorded env metric match the row within the tolerance. The policy
-is not needed (nor trusted): only the env is.
+A row is untrusted input. It replays only from the *frozen task's own* settings: the task named by
+``(task, task_version)`` must exist, ``instance`` and ``seed`` must be among the task's, and the row's
+``env_id``, ``env_kwargs`` and ``policy_kwargs`` must equal what the task prescribes (the only extra env
+kwargs allowed are the presentation kwargs a baseline may declare in ``env_overrides``, such as
+MemoryMapping's ``action_mode``/``order``, which never change the instance or the objective). A row
+whose settings differ is rejected with the difference named, before any env is built, so a row never
+makes the validator open a path the task does not name, and reasons never echo file contents.
+
+The env is then built from the task's env id and kwargs, and the row replays when, from
+``reset(seed)``, its decoded actions are all legal, the episode ends exactly after the last one, and
+the replayed metric, return, length and every recorded env metric match the row within the
+tolerance. Duplicate ``(task, policy, instance, seed)`` rows (in one file or across the files validated
+together) and files without any row are rejected too. The policy is not needed (nor trusted).
 """
 
 from __future__ import annotations
@@ -14,9 +23,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schedgym.benchmark.results import decode_actions, read_rows
+from schedgym.benchmark.results import _short, decode_actions, read_rows
 
-__all__ = ["ABS_TOL", "REL_TOL", "FileCheck", "RowCheck", "validate_file", "validate_row"]
+__all__ = [
+    "ABS_TOL",
+    "PRESENTATION_KWARGS",
+    "REL_TOL",
+    "FileCheck",
+    "RowCheck",
+    "task_settings",
+    "validate_file",
+    "validate_files",
+    "validate_row",
+]
+
+#: Env kwargs a policy may add through ``env_overrides`` (how the game is presented; never the instance
+#: or the objective), per env family. Anything else in a row's ``env_kwargs`` must be the task's.
+PRESENTATION_KWARGS: dict[str, tuple[str, ...]] = {"MemoryMapping": ("action_mode", "order", "K")}
+
+
+class RowRejected(ValueError):
+    """A row whose recorded settings are not the frozen task's (the message names the difference)."""
 
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
@@ -47,14 +74,61 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(float(a), float(b), rel_tol=REL_TOL, abs_tol=ABS_TOL)
 
 
-def _metric_of(row: Mapping[str, Any], metrics: Mapping[str, Any], episode_return: float) -> float:
-    """The task's per-row metric when the task is known; else the recorded one's source can't be derived."""
+def _canon(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, allow_nan=True, default=repr)
+
+
+def task_settings(row: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """``(task, env kwargs to replay with)`` from the frozen task; :class:`RowRejected` naming a difference."""
     from schedgym.benchmark.tasks import TASKS
 
-    task = TASKS.get(str(row["task"]))
-    if task is None or task.version != int(row["task_version"]):
-        raise KeyError(f"task {row['task']!r} version {row['task_version']} is not defined in this schedgym")
-    return task.row_metric(metrics, episode_return)
+    name, version = str(row["task"]), row["task_version"]
+    task = TASKS.get(name)
+    if task is None:
+        raise RowRejected(f"task {_short(name)} is not defined in this schedgym")
+    if task.version != version:
+        raise RowRejected(f"task {task.name} is at version {task.version}, the row is for version {_short(version)}")
+    names = [i.name for i in task.instances]
+    if row["instance"] not in names:
+        raise RowRejected(f"task {task.name} has no instance {_short(row['instance'])}")
+    if row["seed"] not in task.seeds:
+        raise RowRejected(f"seed {row['seed']} is not one of task {task.name}'s seeds {list(task.seeds)}")
+    if row["env_id"] != task.env_id:
+        raise RowRejected(f"env_id: recorded {_short(row['env_id'])}, task {task.name} uses {task.env_id!r}")
+    expected = task.env_kwargs_for(task.instance(str(row["instance"])))
+    recorded = row["env_kwargs"]
+    if not isinstance(recorded, dict):
+        raise RowRejected("env_kwargs: not a JSON object")
+    for key in sorted(expected):
+        if key not in recorded:
+            raise RowRejected(f"env_kwargs[{key!r}]: missing, task {task.name} sets {expected[key]!r}")
+        if _canon(recorded[key]) != _canon(expected[key]):
+            raise RowRejected(
+                f"env_kwargs[{key!r}]: recorded {_short(recorded[key])}, task {task.name} sets {expected[key]!r}"
+            )
+    allowed = PRESENTATION_KWARGS.get(task.family, ())
+    replay = dict(expected)
+    for key in sorted(set(recorded) - set(expected)):
+        value = recorded[key]
+        if key not in allowed:
+            raise RowRejected(
+                f"env_kwargs[{_short(key)}]: not a setting of task {task.name} "
+                f"(a policy may only add {list(allowed)})"
+            )
+        # A short string, or a small positive int (MemoryMapping's candidate window K: the exact
+        # solver's replay widens it to every buffer; the env checks its range again).
+        small_int = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4096
+        if not small_int and (not isinstance(value, str) or len(value) > 32):
+            raise RowRejected(f"env_kwargs[{key!r}]: {_short(value)} is not a short string or a small int")
+        replay[key] = value
+    want_pk = dict(task.policy_kwargs.get(str(row["policy"]), {}))
+    if row["policy"] == "random":
+        want_pk.setdefault("seed", row["seed"])
+    if _canon(row.get("policy_kwargs") or {}) != _canon(want_pk):
+        raise RowRejected(f"policy_kwargs: recorded {_short(row.get('policy_kwargs'))}, task {task.name} sets {want_pk!r}")
+    return task, replay
 
 
 def validate_row(row: Mapping[str, Any]) -> tuple[bool, str, float | None]:
@@ -64,13 +138,17 @@ def validate_row(row: Mapping[str, Any]) -> tuple[bool, str, float | None]:
     from schedgym.evaluation import make_env
 
     try:
+        task, env_kwargs = task_settings(row)
+    except RowRejected as exc:
+        return False, str(exc), None
+    try:
         actions = decode_actions(str(row["actions"]))
     except ValueError as exc:
         return False, f"bad actions encoding: {exc}", None
     try:
-        env = make_env(str(row["env_id"]), dict(row["env_kwargs"]))
+        env = make_env(task.env_id, env_kwargs)
     except Exception as exc:  # noqa: BLE001  (any construction error is a reason to report)
-        return False, f"cannot build env {row['env_id']} with {row['env_kwargs']}: {type(exc).__name__}: {exc}", None
+        return False, f"cannot build env {task.env_id} with {_short(env_kwargs, 200)}: {type(exc).__name__}: {exc}", None
     try:
         _, info = env.reset(seed=int(row["seed"]))
         total, steps = 0.0, 0
@@ -96,9 +174,9 @@ def validate_row(row: Mapping[str, Any]) -> tuple[bool, str, float | None]:
     finally:
         env.close()
     try:
-        replayed = _metric_of(row, metrics, total)
+        replayed = task.row_metric(metrics, total)
     except KeyError as exc:
-        return False, str(exc.args[0]), None
+        return False, f"the replayed env reports no metric {exc}", None
     if not _close(replayed, float(row["metric"])):
         return False, f"metric: recorded {row['metric']!r}, replayed {replayed!r}", replayed
     if not _close(total, float(row["episode_return"])):
@@ -107,22 +185,44 @@ def validate_row(row: Mapping[str, Any]) -> tuple[bool, str, float | None]:
         return False, f"episode_length: recorded {row['episode_length']}, replayed {steps}", replayed
     for key, value in sorted(dict(row.get("metrics") or {}).items()):
         if key not in metrics:
-            return False, f"metrics[{key!r}] recorded but the env reports no such metric", replayed
+            return False, f"metrics[{_short(key)}] recorded but the env reports no such metric", replayed
         if isinstance(value, (int, float)) and not _close(float(metrics[key]), float(value)):
             return False, f"metrics[{key!r}]: recorded {value!r}, replayed {metrics[key]!r}", replayed
     return True, "", replayed
 
 
-def validate_file(path: str | Path, on_row: Any = None) -> FileCheck:
-    """Validate every row of a results file; malformed lines count as failures."""
+def _label(row: Mapping[str, Any]) -> str:
+    parts = [row["task"], row["policy"], row["instance"]]
+    return " / ".join(p if isinstance(p, str) and len(p) <= 60 and p.isprintable() else _short(p) for p in parts) + (
+        f" / seed {row['seed']}"
+    )
+
+
+def validate_file(
+    path: str | Path, on_row: Any = None, seen: dict[tuple[str, str, str, int], str] | None = None
+) -> FileCheck:
+    """Validate every row of a results file; malformed lines, duplicates and an empty file count as failures.
+
+    ``seen`` maps ``(task, policy, instance, seed)`` to where it was first met; pass one dict to several
+    calls to reject duplicates across files (as :func:`validate_files` does).
+    """
     parsed = read_rows(path)
     check = FileCheck(Path(path))
+    seen = {} if seen is None else seen
     for line, why in parsed.bad_lines:
         check.rows.append(RowCheck(line, "(unparsable row)", False, why))
+    if not parsed.rows and not parsed.bad_lines:
+        check.rows.append(RowCheck(1, "(file)", False, "no result rows (an empty or header-only results file)"))
     for row in parsed.rows:
-        ok, reason, replayed = validate_row(row)
-        label = f"{row['task']} / {row['policy']} / {row['instance']} / seed {row['seed']}"
-        rc = RowCheck(int(row["_line"]), label, ok, reason, replayed)
+        line = int(row["_line"])
+        label = _label(row)
+        key = (str(row["task"]), str(row["policy"]), str(row["instance"]), int(row["seed"]))
+        if key in seen:
+            rc = RowCheck(line, label, False, f"duplicate (task, policy, instance, seed): first at {seen[key]}")
+        else:
+            seen[key] = f"{path}:{line}"
+            ok, reason, replayed = validate_row(row)
+            rc = RowCheck(line, label, ok, reason, replayed)
         check.rows.append(rc)
         if on_row is not None:
             on_row(rc)
@@ -131,4 +231,6 @@ def validate_file(path: str | Path, on_row: Any = None) -> FileCheck:
 
 
 def validate_files(paths: Iterable[str | Path], on_row: Any = None) -> list[FileCheck]:
-    return [validate_file(p, on_row) for p in paths]
+    """:func:`validate_file` over ``paths``, rejecting duplicate rows across them."""
+    seen: dict[tuple[str, str, str, int], str] = {}
+    return [validate_file(p, on_row, seen) for p in paths]

@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="baseline names and/or `schedgym train` run dirs (default: every baseline of each task's family)",
     )
     parser.add_argument("--out", default="leaderboard/results", help="results directory (default leaderboard/results)")
-    parser.add_argument("--address", default=None, help="join this Ray cluster instead of starting a local one")
+    parser.add_argument("--address", default=None, help="join this Ray cluster (HOST:PORT) instead of starting a local one; "
+                        "gives up after $SCHEDGYM_RAY_CONNECT_TIMEOUT_S seconds (default 10)")
     parser.add_argument("--workers", type=int, default=None, help="CPUs of the local Ray (default: all); 1 runs in-process without Ray")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--list", action="store_true", help="list the tasks of the tier and exit")

@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
     parser.add_argument("--out", help="run directory (default runs/<env>__<algo>[-<backend>]__<seed>__<time>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else embedded Ray on 127.0.0.1)")
+    parser.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else embedded Ray on 127.0.0.1); "
+                        "gives up after $SCHEDGYM_RAY_CONNECT_TIMEOUT_S seconds (default 10)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -54,7 +55,9 @@ def build_spec(args: argparse.Namespace) -> Any:
             raise ValueError("--resume needs --out DIR, the run directory to continue")
         meta_file = Path(args.out) / "schedgym_agent.json"
         if meta_file.is_file():
-            meta = json.loads(meta_file.read_text())
+            from schedgym.agents import read_agent_meta
+
+            meta = read_agent_meta(args.out)
             config, env_kwargs = meta.get("config", config), meta.get("env_kwargs", env_kwargs)
             if args.timesteps is None:
                 args.timesteps = meta.get("timesteps")

@@ -20,8 +20,9 @@ def main(args: argparse.Namespace) -> int:
     if not paths:
         raise ValueError(f"no results CSVs found in {args.files}")
     n_ok = n_bad = 0
+    seen: dict = {}  # duplicates are rejected across all the files given
     for path in paths:
-        check = validate_file(path)
+        check = validate_file(path, seen=seen)
         for rc in check.rows:
             if rc.ok:
                 n_ok += 1

@@ -86,7 +86,9 @@ class RunDir:
         if spec.resume:
             if not self.meta_file.is_file():
                 raise FileNotFoundError(f"--resume: {self.path} has no {AGENT_META_FILE}; nothing to resume")
-            meta = json.loads(self.meta_file.read_text())
+            from schedgym.agents import read_agent_meta
+
+            meta = read_agent_meta(self.path)
             for key, want in (("algo", spec.algo), ("backend", spec.backend), ("env_id", spec.env_id)):
                 if meta.get(key) != want:
                     raise ValueError(f"--resume: {self.path} was trained with {key}={meta.get(key)!r}, not {want!r}")
@@ -152,6 +154,11 @@ class RunDir:
 
         ``log_fields`` go into the checkpoint's ``train_log.jsonl`` event (e.g. MuZero's ``learner_updates``).
         """
+        if (tmp / POLICY_WEIGHTS_FILE).is_file():
+            # Loading checks policy.pt against this digest (a corrupt or swapped file is refused).
+            from schedgym.agents import file_sha256
+
+            meta = {**meta, "policy_sha256": file_sha256(tmp / POLICY_WEIGHTS_FILE)}
         self.write_meta({**meta, "checkpoint_step": step}, tmp)
         final = self.checkpoints_dir / f"{_CHECKPOINT_PREFIX}{step:010d}"
         if final.exists():

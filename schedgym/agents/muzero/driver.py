@@ -46,7 +46,9 @@ def _init_ray(address: str | None) -> bool:
         return False
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=False)
+        from schedgym.raynet import connect_ray
+
+        connect_ray(address, log_to_driver=False)
     else:
         ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     return True

@@ -113,22 +113,55 @@ class MaskedMLPPolicy:
         return int(np.argmax(logits))
 
 
+def arch_from_weights(state: dict[str, torch.Tensor], where: Any) -> tuple[int, list[int], int]:
+    """``(obs_dim, hidden_sizes, n_actions)`` of the ``Linear, act, ..., Linear`` MLP the tensors describe."""
+    linear = sorted({int(k.split(".", 1)[0]) for k in state if k.split(".", 1)[0].isdigit()})
+    expected = {f"{i}.{p}" for i in linear for p in ("weight", "bias")}
+    if not linear or set(state) != expected or linear != list(range(0, 2 * len(linear), 2)):
+        raise ValueError(f"{where}: the tensors are not an MLP policy (layers 0.weight, 0.bias, 2.weight, ...)")
+    dims = []
+    for i in linear:
+        w, b = state[f"{i}.weight"], state[f"{i}.bias"]
+        if w.ndim != 2 or b.shape != (w.shape[0],) or (dims and w.shape[1] != dims[-1]):
+            raise ValueError(f"{where}: layer {i} has weight {tuple(w.shape)} and bias {tuple(b.shape)}, not a chained MLP")
+        if not dims:
+            dims.append(int(w.shape[1]))
+        dims.append(int(w.shape[0]))
+    return dims[0], dims[1:-1], dims[-1]
+
+
 def load_policy(path: str | Path, meta: dict[str, Any], **kwargs: Any) -> MaskedMLPPolicy:
-    """The greedy policy saved in ``path`` (a run directory or one of its ``checkpoints/step_<N>``)."""
+    """The greedy policy saved in ``path`` (a run directory or one of its ``checkpoints/step_<N>``).
+
+    The network is built from the stored weight shapes; metadata that disagrees with them is refused
+    before anything is built (so ``hidden_sizes: [1e7, 1e7]`` cannot make it allocate).
+    """
+    from schedgym.agents import AGENT_META_FILE, load_policy_weights
+
     if kwargs:
         raise ValueError(f"PPO policies take no kwargs, got {sorted(kwargs)}")
     path = Path(path)
+    meta_file = path / AGENT_META_FILE
     arch = meta.get("policy_arch")
     if not isinstance(arch, dict) or arch.get("kind") != "masked_mlp":
         raise ValueError(
-            f"{path}: schedgym_agent.json has no 'policy_arch' of kind 'masked_mlp' "
+            f"{meta_file}: no 'policy_arch' of kind 'masked_mlp' "
             "(was training interrupted before the first checkpoint?)"
         )
-    weights = path / "policy.pt"
-    if not weights.is_file():
-        raise FileNotFoundError(f"{path}: no policy.pt (no checkpoint has been written yet)")
-    net = build_mlp(arch["obs_dim"], arch["hidden_sizes"], arch["n_actions"], arch["activation"])
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    net.load_state_dict(state)
+    if arch.get("activation") not in ACTIVATIONS:
+        raise ValueError(f"{meta_file}: policy_arch.activation must be one of {sorted(ACTIVATIONS)}, got {str(arch.get('activation'))[:40]!r}")
+    state = load_policy_weights(path, meta)
+    obs_dim, hidden, n_actions = arch_from_weights(state, path / "policy.pt")
+    stored = {"obs_dim": obs_dim, "hidden_sizes": hidden, "n_actions": n_actions}
+    for key, value in stored.items():
+        if arch.get(key) != value:
+            raise ValueError(
+                f"{meta_file}: policy_arch.{key} is {str(arch.get(key))[:80]}, but policy.pt holds a network with {key} {value}"
+            )
+    net = build_mlp(obs_dim, hidden, n_actions, arch["activation"])
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"{path / 'policy.pt'}: {str(exc).splitlines()[0]}") from None
     backend = meta.get("backend") or "?"
-    return MaskedMLPPolicy(net, arch, name=f"ppo-{backend}:{path.name}")
+    return MaskedMLPPolicy(net, {**arch, **stored}, name=f"ppo-{backend}:{path.name}")

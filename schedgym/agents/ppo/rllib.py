@@ -108,7 +108,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         # instance /tmp/ray/ray_current_cluster names (another user's run on a shared machine).
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     else:
-        ray.init(address=address, log_to_driver=False)
+        from schedgym.raynet import connect_ray
+
+        connect_ray(address, log_to_driver=False)
     return True
 
 

@@ -10,13 +10,20 @@ Sources:
   ``"datetime"``.
 
 A trace is returned with arrivals in seconds relative to its first request, sorted.
+
+Trace files are untrusted input, bounded before anything is allocated from them: at most
+``MAX_TRACE_REQUESTS`` rows, times within ``MAX_ABS_TIME_S`` of the epoch and a span of at most
+``MAX_TRACE_DURATION_S`` (31 days; the envs allocate per-second or per-interval arrays over it), token
+counts in ``[0, MAX_TOKENS]``; numbers are ASCII decimal (no Unicode digits), a UTF-8 BOM is tolerated.
+Every violation is a :class:`TraceFormatError` naming ``file:line``.
 """
 
 from __future__ import annotations
 
+import array
 import csv
 import functools
-import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -24,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from schedgym.envs.core.validation import json_object, shown_value
 
 __all__ = [
     "RequestTrace",
@@ -44,6 +53,16 @@ AZURE_TRACES = {
     "azure-conv": "AzureLLMInferenceTrace_conv.csv",
 }
 TIME_UNITS = ("s", "ms", "datetime")
+#: Longest span of a trace (first to last arrival): envs allocate arrays over it.
+MAX_TRACE_DURATION_S = 31 * 86400.0
+#: Largest |time| in seconds (about 3,000 years from the epoch): beyond it float seconds lose precision.
+MAX_ABS_TIME_S = 1e11
+#: Most prompt or output tokens of one request.
+MAX_TOKENS = 10_000_000
+#: Most requests in one trace file.
+MAX_TRACE_REQUESTS = 5_000_000
+_DATETIME_CHARS = re.compile(r"[0-9 :.-]+", re.ASCII)
+_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?", re.ASCII)
 
 
 class TraceFormatError(ValueError):
@@ -71,28 +90,70 @@ class RequestTrace:
         return len(self) / max(self.duration_s, 1e-9)
 
 
+def _ascii_number(raw: str, what: str) -> float:
+    text = raw.strip()
+    if len(text) > 40 or not _NUMBER_RE.fullmatch(text):
+        raise ValueError(f"{what} {shown_value(text)} is not an ASCII decimal number")
+    return float(text)
+
+
 def _parse_time(raw: str, unit: str) -> float:
     if unit == "datetime":
         # Azure timestamps carry 7 fractional digits; %f takes at most 6 (README of the dataset).
         text = raw.strip()
+        if not text.isascii() or len(text) > 40 or not _DATETIME_CHARS.fullmatch(text):
+            raise ValueError(f"time {shown_value(text)} is not an ASCII 'YYYY-MM-DD HH:MM:SS[.ffffff]' datetime")
         if "." in text:
             head, frac = text.split(".", 1)
             text = f"{head}.{frac[:6]}"
             return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").timestamp()
         return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").timestamp()
-    value = float(raw)
+    value = _ascii_number(raw, "time")
     if not np.isfinite(value):
         raise ValueError(f"time {raw!r} is not finite")
-    return value / 1000.0 if unit == "ms" else value
+    value = value / 1000.0 if unit == "ms" else value
+    if abs(value) > MAX_ABS_TIME_S:
+        raise ValueError(f"time {raw.strip()!r} ({unit}) is beyond {MAX_ABS_TIME_S:.0e} s from the epoch")
+    return value
 
 
 def _parse_count(raw: Any, what: str) -> int:
-    value = float(raw)
-    if not value.is_integer():
+    if isinstance(raw, bool):
         raise ValueError(f"{what} {raw!r} is not an integer")
+    if isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, float):
+        if not (np.isfinite(raw) and raw.is_integer()):
+            raise ValueError(f"{what} {raw!r} is not an integer")
+        if abs(raw) > MAX_TOKENS:
+            raise ValueError(f"{what} {raw!r} is out of range [0, {MAX_TOKENS}]")
+        value = int(raw)
+    elif isinstance(raw, str):
+        f = _ascii_number(raw, what)
+        if not (np.isfinite(f) and f.is_integer()):
+            raise ValueError(f"{what} {raw.strip()!r} is not an integer")
+        if abs(f) > MAX_TOKENS:
+            raise ValueError(f"{what} {shown_value(raw.strip())} is out of range [0, {MAX_TOKENS}]")
+        value = int(f)
+    else:
+        raise ValueError(f"{what} must be a number, got a {type(raw).__name__}")
     if value < 0:
-        raise ValueError(f"{what} {raw!r} is negative")
-    return int(value)
+        raise ValueError(f"{what} {value} is negative")
+    if value > MAX_TOKENS:
+        shown = str(value) if value < 10**40 else f"a {len(str(value))}-digit number"
+        raise ValueError(f"{what} {shown} is out of range [0, {MAX_TOKENS}]")
+    return value
+
+
+def utf8_error_line(path: Path) -> str:
+    """``"LINE"`` (or ``"LINE:COLUMN"``) of the first byte in ``path`` that is not valid UTF-8."""
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return f"{lineno}:{exc.start + 1}"
+    return "?"
 
 
 def load_trace_file(
@@ -109,63 +170,102 @@ def load_trace_file(
     path = Path(path)
     cols = dict(DEFAULT_TRACE_COLUMNS)
     if columns is not None:
-        if not isinstance(columns, dict) or not set(columns) <= set(DEFAULT_TRACE_COLUMNS):
+        if (
+            not isinstance(columns, dict)
+            or not set(columns) <= set(DEFAULT_TRACE_COLUMNS)
+            or not all(isinstance(v, str) and 0 < len(v) <= 200 for v in columns.values())
+        ):
             raise ValueError(
-                f"trace_columns must be a dict with keys among {sorted(DEFAULT_TRACE_COLUMNS)}, got {columns!r}"
+                f"trace_columns must be a dict with keys among {sorted(DEFAULT_TRACE_COLUMNS)} and column names "
+                f"as values, got {str(columns)[:200]}"
             )
         cols.update(columns)
     if time_unit not in TIME_UNITS:
         raise ValueError(f"trace_time_unit must be one of {list(TIME_UNITS)}, got {time_unit!r}")
+    if path.is_dir():
+        raise TraceFormatError(f"trace file {path} is a directory, not a file")
     if not path.is_file():
         raise FileNotFoundError(f"trace file not found: {path}")
     suffix = path.suffix.lower()
-    times: list[float] = []
-    prompts: list[int] = []
-    outputs: list[int] = []
+    if suffix not in (".csv", ".jsonl", ".ndjson"):
+        raise ValueError(f"trace file {path} must end in .csv, .jsonl or .ndjson")
+    # Typed arrays, not lists of Python objects: 8 bytes a value.
+    times = array.array("d")
+    prompts = array.array("q")
+    outputs = array.array("q")
+    lines = array.array("q")
 
     def add(lineno: int, record: dict[str, Any]) -> None:
+        if len(times) >= MAX_TRACE_REQUESTS:
+            raise TraceFormatError(f"{path}:{lineno}: more than {MAX_TRACE_REQUESTS} requests in one trace")
         try:
             missing = [c for c in cols.values() if c not in record]
             if missing:
                 raise ValueError(f"missing column(s) {missing}")
-            times.append(_parse_time(str(record[cols["time"]]), time_unit))
+            t = record[cols["time"]]
+            if not isinstance(t, (str, int, float)) or isinstance(t, bool):
+                raise ValueError(f"time must be a number or a string, got a {type(t).__name__}")
+            if isinstance(t, int) and abs(t) > 10**15:
+                raise ValueError(f"time is beyond {MAX_ABS_TIME_S:.0e} s from the epoch")
+            times.append(_parse_time(str(t), time_unit))
             prompts.append(_parse_count(record[cols["prompt_tokens"]], cols["prompt_tokens"]))
             outputs.append(_parse_count(record[cols["output_tokens"]], cols["output_tokens"]))
-        except (ValueError, TypeError) as exc:
+            lines.append(lineno)
+        except (ValueError, TypeError, OverflowError) as exc:
+            del times[len(lines) :], prompts[len(lines) :], outputs[len(lines) :]
             raise TraceFormatError(f"{path}:{lineno}: {exc}") from None
 
-    if suffix in (".jsonl", ".ndjson"):
-        with path.open() as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
+    lineno = 0
+    try:
+        if suffix in (".jsonl", ".ndjson"):
+            with path.open(encoding="utf-8-sig") as f:
+                for lineno, line in enumerate(f, start=1):
+                    if not line.strip():
+                        continue
+                    if len(line) > 1_000_000:
+                        raise TraceFormatError(f"{path}:{lineno}: line longer than 1,000,000 characters")
+                    try:
+                        record = json_object(line, f"{path}:{lineno}")
+                    except ValueError as exc:
+                        raise TraceFormatError(str(exc)) from None
+                    add(lineno, record)
+        else:
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                reader = csv.DictReader(f)
                 try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise TraceFormatError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-                if not isinstance(record, dict):
-                    raise TraceFormatError(f"{path}:{lineno}: expected a JSON object per line")
-                add(lineno, record)
-    elif suffix == ".csv":
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            header = reader.fieldnames or []
-            missing = [c for c in cols.values() if c not in header]
-            if missing:
-                raise TraceFormatError(f"{path}:1: header {header} lacks column(s) {missing} (set trace_columns)")
-            for record in reader:
-                add(reader.line_num, record)
-    else:
-        raise ValueError(f"trace file {path} must end in .csv, .jsonl or .ndjson")
+                    header = reader.fieldnames or []
+                except csv.Error as exc:
+                    raise TraceFormatError(f"{path}:1: malformed CSV header ({exc})") from None
+                missing = [c for c in cols.values() if c not in header]
+                if missing:
+                    # The header itself is not echoed: the file may not be a trace at all (a secret).
+                    raise TraceFormatError(
+                        f"{path}:1: the header (of {len(header)} columns) lacks column(s) {missing} (set trace_columns)"
+                    )
+                try:
+                    for record in reader:
+                        lineno = reader.line_num
+                        add(reader.line_num, record)
+                except csv.Error as exc:
+                    raise TraceFormatError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
+    except UnicodeDecodeError:
+        raise TraceFormatError(f"{path}:{utf8_error_line(path)}: not valid UTF-8") from None
     if not times:
-        raise TraceFormatError(f"{path}: the trace has no requests")
-    t = np.asarray(times, dtype=np.float64)
+        raise TraceFormatError(f"{path}:1: the trace has no requests")
+    t = np.frombuffer(times, dtype=np.float64)
+    first, last = int(np.argmin(t)), int(np.argmax(t))
+    span = float(t[last] - t[first])
+    if span > MAX_TRACE_DURATION_S:
+        raise TraceFormatError(
+            f"{path}:{lines[last]}: the trace spans {span:.3g} s from its first request (line {lines[first]}), "
+            f"more than the limit of {MAX_TRACE_DURATION_S:.0f} s (31 days)"
+        )
     order = np.argsort(t, kind="stable")
     t = t[order] - t[order[0]]
     return RequestTrace(
         arrival_s=t,
-        prompt_tokens=np.maximum(np.asarray(prompts, dtype=np.int64)[order], 1),
-        output_tokens=np.maximum(np.asarray(outputs, dtype=np.int64)[order], 1),
+        prompt_tokens=np.maximum(np.frombuffer(prompts, dtype=np.int64)[order], 1),
+        output_tokens=np.maximum(np.frombuffer(outputs, dtype=np.int64)[order], 1),
         source=source or f"trace:{path}",
     )
 
@@ -213,6 +313,12 @@ def scale_rate(trace: RequestTrace, rate_scale: float, rng: np.random.Generator)
     if not rate_scale > 0:
         raise ValueError(f"rate_scale must be > 0, got {rate_scale!r}")
     n = len(trace)
+    if n * rate_scale > MAX_TRACE_REQUESTS:
+        # Bounded before np.repeat allocates: rate_scale=1e9 on a 19k-request trace would need 150 TB.
+        raise ValueError(
+            f"rate_scale={rate_scale!r} would make {n * rate_scale:.3g} requests from {trace.source}'s {n}; "
+            f"at most {MAX_TRACE_REQUESTS} (rate_scale <= {MAX_TRACE_REQUESTS / n:.6g})"
+        )
     copies = np.full(n, int(np.floor(rate_scale)), dtype=np.int64)
     copies += rng.random(n) < (rate_scale - np.floor(rate_scale))
     idx = np.repeat(np.arange(n), copies)

@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["check_int", "check_float", "check_choice", "check_bool"]
+__all__ = ["check_int", "check_float", "check_choice", "check_bool", "json_object", "shown_value"]
+
+_NUMBER_LIKE = re.compile(r"[\d\s+\-.,_eExX]*")
+
+
+def json_object(text: str, where: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object; ``ValueError`` starting with ``where`` (file:line, column name)
+    for invalid JSON, nesting too deep for the parser, or any other JSON value."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError(f"{where}: JSON nested too deeply") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected a JSON object, got a JSON {type(value).__name__}")
+    return value
+
+
+def shown_value(text: str) -> str:
+    """How an error quotes a field read from a file: the value if it is short and number-like (``'3.5'``,
+    ``'1e400'``, Arabic-Indic digits), else only its length, so that a file that is not what it was
+    said to be (a key, a password file) is never echoed."""
+    if len(text) <= 24 and _NUMBER_LIKE.fullmatch(text):
+        return repr(text)
+    return f"a value of {len(text)} characters"
 
 
 def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:

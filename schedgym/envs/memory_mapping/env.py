@@ -151,7 +151,10 @@ class MemoryMappingEnv(SchedEnv):
         self._generator_kwargs: dict[str, Any] = {}
         if instance == "random":
             default_n = 40 if planted else 200
-            n = check_int("n_buffers", default_n if n_buffers is None else n_buffers, low=1, high=10_000_000)
+            # Bounded so that an episode fits in memory and time: ~1.5 KB a buffer (200k: ~0.3 GB); the
+            # planted generator cuts pieces one at a time (quadratic), so it stops at 10k.
+            n = check_int("n_buffers", default_n if n_buffers is None else n_buffers, low=1,
+                          high=10_000 if planted else 200_000)
             self._generator_kwargs["n_buffers"] = n
             if not planted:
                 self._generator_kwargs["size_distribution"] = check_choice(

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from schedgym.envs.core.validation import shown_value
 from schedgym.envs.memory_mapping.types import Instance
 
 __all__ = [
@@ -45,6 +46,16 @@ __all__ = [
 MINIMALLOC_NAMES = tuple("ABCDEFGHIJK")
 MINIMALLOC_CAPACITY = 1_048_576
 _INT_FIELDS = ("id", "size")
+#: Largest size, capacity, alignment, time step or id accepted from a file or kwarg (2^50: 1 PiB). The
+#: dynamics compute in int64; this leaves headroom for offsets + sizes and times x 64 time bins.
+MAX_INT_VALUE = 2**50
+#: Largest total size x lifetime of an instance, so that every int64 sum of areas is exact.
+MAX_TOTAL_AREA = 2**62
+#: Most buffers in one instance file: the env's bound on random instances (an episode of 200k buffers
+#: needs ~0.3 GB; 1M would need 1.5 GB).
+MAX_CSV_BUFFERS = 200_000
+_ASCII_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_ASCII_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?", re.ASCII)
 
 
 class InstanceFormatError(ValueError):
@@ -52,22 +63,44 @@ class InstanceFormatError(ValueError):
 
 
 def _parse_int(text: str, column: str) -> int:
+    """An ASCII decimal integer within ``[-MAX_INT_VALUE, MAX_INT_VALUE]`` (Unicode digits are refused)."""
     t = text.strip()
-    if not re.fullmatch(r"[+-]?\d+", t):
-        raise ValueError(f"column {column!r}: {text!r} is not an integer")
-    return int(t)
+    if len(t) > 20 or not _ASCII_INT.fullmatch(t):
+        if _ASCII_INT.fullmatch(t):
+            raise ValueError(f"column {column!r}: a {len(t)}-digit number is out of range (|value| <= 2**50)")
+        raise ValueError(f"column {column!r}: {shown_value(t)} is not an integer (ASCII decimal digits only)")
+    value = int(t)
+    if abs(value) > MAX_INT_VALUE:
+        raise ValueError(f"column {column!r}: {t} is out of range (|value| <= 2**50)")
+    return value
+
+
+def _parse_float(text: str, column: str) -> float:
+    t = text.strip()
+    if len(t) > 40 or not _ASCII_FLOAT.fullmatch(t):
+        raise ValueError(f"column {column!r}: {shown_value(t)} is not an ASCII decimal number")
+    return float(t)
 
 
 def load_csv(path: str | Path, capacity: int | None = None, name: str | None = None) -> Instance:
     """Read a MiniMalloc-format CSV. Raises :class:`InstanceFormatError` with ``file:line: reason``."""
     path = Path(path)
+    if path.is_dir():
+        raise InstanceFormatError(f"instance file {path} is a directory, not a file")
     if not path.is_file():
         raise FileNotFoundError(f"instance file not found: {path}")
     if capacity is None:
-        m = re.search(r"\.(\d+)\.csv$", path.name)
+        m = re.search(r"\.([0-9]+)\.csv$", path.name, re.ASCII)
+        if m and (len(m.group(1)) > 16 or not 0 < int(m.group(1)) <= MAX_INT_VALUE):
+            raise InstanceFormatError(f"{path}: the capacity in the file name is out of range (1..2**50 bytes)")
         capacity = int(m.group(1)) if m else None
-    with path.open(newline="") as f:
-        return _read_rows(f, str(path), capacity, name or path.stem)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # a UTF-8 BOM is tolerated
+            return _read_rows(f, str(path), capacity, name or path.stem)
+    except UnicodeDecodeError:
+        from schedgym.envs.core.traces import utf8_error_line
+
+        raise InstanceFormatError(f"{path}:{utf8_error_line(path)}: not valid UTF-8") from None
 
 
 def _read_rows(f: Any, where: str, capacity: int | None, name: str) -> Instance:
@@ -76,23 +109,37 @@ def _read_rows(f: Any, where: str, capacity: int | None, name: str) -> Instance:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         raise InstanceFormatError(f"{where}:1: empty file (expected header id,lower,upper,size)") from None
+    except csv.Error as exc:
+        raise InstanceFormatError(f"{where}:1: malformed CSV header ({exc})") from None
+    if len(header) > 32 or sum(len(h) for h in header) > 1024:
+        raise InstanceFormatError(f"{where}:1: header has {len(header)} columns; expected id,lower,upper,size[,benefit,alignment]")
     if {"lower", "upper"} <= set(header):
         lo_col, hi_col, inclusive = "lower", "upper", False
     elif {"start", "end"} <= set(header):
         lo_col, hi_col, inclusive = "start", "end", True
     else:
         raise InstanceFormatError(
-            f"{where}:1: header {header} must contain id,lower,upper,size (or legacy id,start,end,size)"
+            f"{where}:1: the header (of {len(header)} columns) must contain id,lower,upper,size (or legacy id,start,end,size)"
         )
     missing = [c for c in ("id", "size") if c not in header]
     if missing:
-        raise InstanceFormatError(f"{where}:1: header {header} lacks column(s) {missing}")
+        raise InstanceFormatError(f"{where}:1: the header lacks column(s) {missing}")
     col = {h: k for k, h in enumerate(header)}
     has_benefit, has_align = "benefit" in col, "alignment" in col
     ids, lows, highs, sizes, benefits, aligns = [], [], [], [], [], []
     seen: dict[int, int] = {}
-    for row in reader:
+    total_area = 0
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise InstanceFormatError(f"{where}:{reader.line_num}: malformed CSV ({exc})") from None
         line = reader.line_num
+        if len(ids) >= MAX_CSV_BUFFERS:
+            raise InstanceFormatError(f"{where}:{line}: more than {MAX_CSV_BUFFERS} buffers in one instance")
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) != len(header):
@@ -102,7 +149,7 @@ def _read_rows(f: Any, where: str, capacity: int | None, name: str) -> Instance:
             lo = _parse_int(row[col[lo_col]], lo_col)
             hi = _parse_int(row[col[hi_col]], hi_col) + (1 if inclusive else 0)
             size = _parse_int(row[col["size"]], "size")
-            benefit = float(row[col["benefit"]]) if has_benefit else None
+            benefit = _parse_float(row[col["benefit"]], "benefit") if has_benefit else None
             align = _parse_int(row[col["alignment"]], "alignment") if has_align else 1
         except ValueError as exc:
             raise InstanceFormatError(f"{where}:{line}: {exc}") from None
@@ -121,11 +168,17 @@ def _read_rows(f: Any, where: str, capacity: int | None, name: str) -> Instance:
             raise InstanceFormatError(f"{where}:{line}: alignment must be >= 1, got {align}")
         if bid in seen:
             raise InstanceFormatError(f"{where}:{line}: duplicate id {bid} (first on line {seen[bid]})")
+        total_area += size * (hi - lo)
+        if total_area > MAX_TOTAL_AREA:
+            raise InstanceFormatError(
+                f"{where}:{line}: the total size x lifetime of the buffers so far exceeds 2**62 "
+                "(int64 headroom of the dynamics); use coarser units"
+            )
         seen[bid] = line
         ids.append(bid), lows.append(lo), highs.append(hi), sizes.append(size), aligns.append(align)
         benefits.append(benefit)
     if not ids:
-        raise InstanceFormatError(f"{where}: no buffers")
+        raise InstanceFormatError(f"{where}:1: no buffers after the header")
     start = np.asarray(lows, dtype=np.int64)
     end = np.asarray(highs, dtype=np.int64)
     size = np.asarray(sizes, dtype=np.int64)
@@ -184,8 +237,9 @@ def with_capacity(inst: Instance, capacity: int | float | None) -> Instance:
             raise ValueError(f"capacity as a fraction must be in (0, 1], got {capacity!r} (pass an int for bytes)")
         cap = max(1, int(capacity * inst.peak_live_bytes()))
     else:
-        if capacity <= 0:
-            raise ValueError(f"capacity must be > 0 bytes, got {capacity}")
+        if not 0 < capacity <= MAX_INT_VALUE:
+            shown = capacity if capacity < 10**30 else f"a {len(str(capacity))}-digit number"
+            raise ValueError(f"capacity must be > 0 and <= 2**50 bytes, got {shown}")
         cap = int(capacity)
     optimum = inst.optimum if cap == inst.capacity else None
     planted = inst.planted_offset if cap == inst.capacity else None
