@@ -46,6 +46,9 @@ class PolicyScore:
     walltime_s: float
     date: str
     per_instance: dict[str, float] = field(default_factory=dict)
+    #: With a task constraint: whether every episode kept it, and the mean of ``constraint_order``.
+    meets: bool | None = None
+    order_value: float | None = None
 
     @property
     def complete(self) -> bool:
@@ -155,6 +158,12 @@ def _score_mean_task(task: Task, policy: str, rows: list[Mapping[str, Any]]) -> 
         walltime_s=float(np.mean([float(r["walltime_s"]) for r in rows])),
         date=max(str(r["date"]) for r in rows),
         per_instance=_mean_over_seeds(rows, lambda r: r["metric"]),
+        meets=None if task.constraint is None else all(
+            float((r.get("metrics") or {}).get(task.constraint, 0.0)) >= 1.0 for r in rows
+        ),
+        order_value=None if task.constraint_order is None else float(
+            np.mean([float((r.get("metrics") or {}).get(task.constraint_order, 0.0)) for r in rows])
+        ),
     )
 
 
@@ -191,13 +200,22 @@ def build_board(task: Task, rows_by_policy: Mapping[str, list[Mapping[str, Any]]
             common = [i for i in s.per_instance if i in ref.per_instance]
             if common:
                 s.normalised = _geomean(_ratio(task, s.per_instance[i], ref.per_instance[i]) for i in common)
+        if s.meets is False:  # broke the task's rule: score 0, no gap (a cheaper miss is not closer to the bound)
+            s.normalised = 0.0
+            continue
         if bound_per_inst:
             gaps = [_gap(task, s.per_instance[i], bound_per_inst[i]) for i in s.per_instance if i in bound_per_inst]
             gaps = [g for g in gaps if g is not None]
             s.gap_pct = float(np.mean(gaps)) if gaps else None
     bound_value = float(np.mean(list(bound_per_inst.values()))) if bound_per_inst else None
     reverse = task.direction == "max"
-    ordered = sorted(scores.values(), key=lambda s: ((-s.value if reverse else s.value) if math.isfinite(s.value) else math.inf, s.policy))
+
+    def rank(s: PolicyScore) -> tuple[int, float, str]:
+        if s.meets is False:  # after every policy that keeps the rule, best attainment first
+            return (1, -(s.order_value if s.order_value is not None else -math.inf), s.policy)
+        return (0, (-s.value if reverse else s.value) if math.isfinite(s.value) else math.inf, s.policy)
+
+    ordered = sorted(scores.values(), key=rank)
     return TaskBoard(task, ordered, bound_value)
 
 
@@ -278,6 +296,8 @@ def _value_cell(s: PolicyScore) -> str:
     txt = _fmt(s.value) + (f" ± {_fmt(s.std, '.2g')}" if s.std is not None else "")
     if not s.complete:
         txt += f" ({s.n_episodes}/{s.expected_episodes} episodes)"
+    if s.meets is False:
+        txt += " (misses the rule" + (f", {_fmt(s.order_value, '.4f')}" if s.order_value is not None else "") + ")"
     return txt
 
 
@@ -312,6 +332,11 @@ def _task_note(b: TaskBoard) -> str:
             f" Score: largest n_servers with 0 brake events and mean HP/LP perf loss <= {t.sweep.hp_loss_max:.0%}/"
             f"{t.sweep.lp_loss_max:.0%} over the seeds, walking up from {t.sweep.provisioned_servers} "
             f"(stop after {t.sweep.patience} failing counts)."
+        )
+    if t.constraint is not None:
+        note += (
+            f" Rule: `{t.constraint}` in every episode; policies that break it rank after all that keep it "
+            f"(by mean `{t.constraint_order}`) and score 0."
         )
     if b.bound_value is not None:
         note += f" Bound ({t.bound}): {_fmt(b.bound_value)}."

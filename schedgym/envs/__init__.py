@@ -45,9 +45,9 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         test_kwargs={"instance": "random", "n_buffers": 40},
     ),
     EnvEntry(
-        id="schedgym/GPUAutoscaling-v0",
+        id="schedgym/GPUAutoscaling-v1",
         entry_point="schedgym.envs.gpu_autoscaling.env:GPUAutoscalingEnv",
-        description="Scale GPU replicas of an LLM service on Azure traces against cost and a TTFT SLA (HARMONY; Kubernetes HPA).",
+        description="Scale GPU replicas of an LLM service (serving core: batching, paged KV, cold starts) for least cost at a met SLA (HARMONY; Kubernetes HPA).",
         test_kwargs={"workload": "synthetic", "episode_days": 0.1, "mean_rate_per_s": 2.0, "max_replicas": 12},
     ),
     EnvEntry(

@@ -1,4 +1,4 @@
-"""Pictures of a GPU-autoscaling episode: demand vs provisioned capacity, replicas, SLA violations."""
+"""Pictures of a GPU-autoscaling episode: demand vs capacity, KV use, SLA misses (with a legend)."""
 
 from __future__ import annotations
 
@@ -15,38 +15,43 @@ __all__ = ["render_rgb", "render_ansi"]
 
 
 def render_rgb(env: GPUAutoscalingEnv) -> np.ndarray:
-    """Top: demand (replica-equivalents of work arriving) vs ready capacity and billed replicas, intervals
-    below the SLA target marked in red. Bottom: per-interval SLA attainment and queue length."""
+    """Top: demand (replicas the arriving tokens keep busy, and its busiest 10 s) vs ready, provisioning and
+    draining replicas, intervals with SLO misses marked. Bottom: KV-cache use and waiting requests."""
     s = env.state
+    wl = s.workload
     n = max(s.step, 1)
-    minutes = np.arange(env.n_steps) * env.interval_s / 60.0
-    x = minutes[:n]
-    demand = s.log_work_s[:n] / env.interval_s
-    capacity = s.log_capacity_s[:n] / env.interval_s
-    billed = s.log_billed[:n]
-    resolved = s.log_met[:n] + s.log_violated[:n]
-    attainment = np.where(resolved > 0, s.log_met[:n] / np.maximum(resolved, 1), 1.0)
-    bad = attainment < env.sla_target
+    x = np.arange(env.n_steps)[:n] * env.interval_s / 60.0
+    demand = env.demand_replicas(wl.interval_prompt[:n], wl.interval_output[:n], env.interval_s)
+    burst = env.burst_demand(wl, 10.0)[:n]
+    misses = s.log_violations[:n]
 
-    fig = new_figure(9.0, 5.0)
+    fig = new_figure(9.0, 5.5)
     ax1, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-    ax1.fill_between(x, demand, step="post", alpha=0.35, color="tab:blue", label="demand (replica-equivalents)")
-    ax1.step(x, capacity, where="post", color="tab:green", label="ready capacity")
-    ax1.step(x, billed, where="post", color="tab:orange", linestyle="--", label="billed replicas")
+    ax1.fill_between(x, demand, step="post", alpha=0.35, color="tab:blue", label="demand (replicas busy)")
+    ax1.step(x, burst, where="post", color="tab:blue", linewidth=0.6, alpha=0.7, label="demand, busiest 10 s")
+    ax1.step(x, s.log_ready[:n], where="post", color="tab:green", label="ready replicas")
+    ax1.step(x, s.log_ready[:n] + s.log_provisioning[:n], where="post", color="tab:orange", linestyle="--",
+             label="ready + provisioning")
+    ax1.step(x, s.log_draining[:n], where="post", color="tab:gray", linestyle=":", label="draining")
+    bad = misses > 0
     if bad.any():
-        top = max(float(np.max(demand)), float(np.max(billed)), 1.0)
-        ax1.scatter(x[bad], np.full(int(bad.sum()), top * 1.05), marker="v", color="tab:red", s=14,
-                    label=f"interval SLA < {env.sla_target:g}")
+        top = max(float(np.max(burst)), float(np.max(s.log_ready[:n] + s.log_provisioning[:n])), 1.0)
+        sizes = 10 + 40 * misses[bad] / max(float(misses.max()), 1.0)
+        ax1.scatter(x[bad], np.full(int(bad.sum()), top * 1.05), marker="v", color="tab:red", s=sizes,
+                    label="SLO misses (size = count)")
     ax1.set_ylabel("replicas")
-    ax1.set_title(f"{s.workload.source}: step {s.step}/{env.n_steps}")
-    ax1.legend(loc="upper left", fontsize=7)
-    ax2.plot(x, attainment, color="tab:red", label="SLA attainment")
-    ax2.set_ylim(-0.05, 1.05)
-    ax2.set_ylabel("attainment")
+    m = env.metrics()
+    ax1.set_title(f"{wl.source}: step {s.step}/{env.n_steps}, cost ${m['cost_usd']:.2f}, "
+                  f"SLA {m['sla_attainment']:.4f} (target {env.sla_target:g})")
+    ax1.legend(loc="upper right", fontsize=7)
+    ax2.plot(x, 100.0 * s.log_kv[:n], color="tab:purple", label="KV cache in use, %")
+    ax2.set_ylabel("KV use %")
     ax2.set_xlabel("minutes")
     ax3 = ax2.twinx()
-    ax3.plot(x, s.log_queue[:n], color="tab:gray", alpha=0.6, label="queue")
-    ax3.set_ylabel("queued requests")
+    ax3.plot(x, s.log_waiting[:n], color="tab:gray", alpha=0.7, label="waiting requests")
+    ax3.set_ylabel("waiting")
+    lines = ax2.get_lines() + ax3.get_lines()
+    ax2.legend(lines, [ln.get_label() for ln in lines], loc="upper right", fontsize=7)
     fig.tight_layout()
     return figure_to_rgb(fig)
 
@@ -55,20 +60,21 @@ def render_ansi(env: GPUAutoscalingEnv) -> str:
     """A one-screen text summary: fleet, last interval, running metrics."""
     s = env.state
     m = env.metrics()
+    prov, ready, draining = env.fleet.counts(0)
     lines = [
         f"GPUAutoscaling {s.workload.source} step {s.step}/{env.n_steps} (t={env.now_s / 60.0:.0f} min)",
-        f"  replicas: ready {s.ready}, cold-starting {s.pending_ready_s.size}, "
+        f"  replicas: ready {ready}, provisioning {prov}, draining {draining}, "
         f"bounds [{env.min_replicas}, {env.max_replicas}]",
     ]
     if s.step:
         t = s.step - 1
         lines.append(
-            f"  last interval: {s.log_requests[t]:.0f} requests, demand {s.log_work_s[t] / env.interval_s:.2f} "
-            f"replicas, utilisation {s.log_busy_s[t] / max(s.log_capacity_s[t], 1e-9):.2f}, queue "
-            f"{s.log_queue[t]:.0f}, violations {s.log_violated[t]:.0f}"
+            f"  last interval: {s.workload.interval_requests[t]:.0f} arrivals, {s.log_completed[t]:.0f} done, "
+            f"{s.log_violations[t]:.0f} SLO misses, KV {100 * s.log_kv[t]:.0f} %, waiting {s.log_waiting[t]:.0f}, "
+            f"running {s.log_running[t]:.0f}"
         )
     lines.append(
         f"  so far: gpu_hours {m['gpu_hours']:.1f}, cost ${m['cost_usd']:.2f}, SLA {m['sla_attainment']:.4f}, "
-        f"ttft_p99 {m['ttft_p99']:.2f} s, dropped {m['dropped']:.0f}"
+        f"ttft_p99 {m['ttft_p99_s']:.2f} s, preemptions {m['preemptions']:.0f}"
     )
     return "\n".join(lines)

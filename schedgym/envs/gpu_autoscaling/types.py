@@ -1,4 +1,4 @@
-"""Typed data of the GPU-autoscaling env: the workload of an episode (immutable) and the episode state."""
+"""Typed data of GPUAutoscaling-v1: the episode's workload (immutable), its observation layout and state."""
 
 from __future__ import annotations
 
@@ -7,49 +7,71 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Workload", "AutoscalingState", "IntervalResult", "INDICATORS"]
+from schedgym.sim.serving.state import FleetState
 
-#: The per-interval indicators of the observation window, grouped as in HARMONY (workload -> resource ->
-#: performance level).
-INDICATORS: tuple[str, ...] = (
-    "request_rate",  # workload: requests/s, in replica-equivalents (/ per-replica service rate / max_replicas)
-    "prompt_tokens_rate",  # workload: prompt tokens/s, in replica-equivalents
-    "output_tokens_rate",  # workload: output tokens/s, in replica-equivalents
-    "gpu_utilisation",  # resource: busy / ready replica-seconds in the interval, [0, 1]
-    "tokens_in_flight",  # resource: KV-cache pressure, tokens of running requests / fleet KV capacity
-    "queue_length",  # performance: waiting requests at the interval end / (max fleet's requests per interval)
-    "ttft_p50",  # performance: median TTFT of requests started in the interval / slo_ttft_s
-    "ttft_p95",  # performance: 95th-percentile TTFT / slo_ttft_s
-    "sla_attainment",  # performance: fraction of the interval's resolved requests meeting the SLO, [0, 1]
+__all__ = ["Workload", "AutoscalingState", "ObsLayout", "INDICATORS"]
+
+#: Per-interval indicators of the observation window (HARMONY's hierarchy: workload -> resource ->
+#: performance), each with the divisor that scales it to roughly [0, 10] on the shipped workloads.
+INDICATORS: tuple[tuple[str, float, str], ...] = (
+    ("request_rate", 2.0, "arrivals per second / 2"),
+    ("prompt_tokens_rate", 2000.0, "prompt tokens per second / 2000"),
+    ("output_tokens_rate", 400.0, "output tokens per second / 400"),
+    ("kv_utilisation", 0.1, "KV blocks in use / KV blocks of serving replicas, x 10 (end of interval)"),
+    ("queue_depth", 2.0, "waiting requests per ready replica / 2 (end of interval)"),
+    ("running_batch", 0.1, "running sequences / (ready replicas x max_num_seqs), x 10 (end of interval)"),
+    ("ttft_p50", 0.2, "median over the interval's completions of TTFT / its TTFT SLO, x 5"),
+    ("ttft_p95", 0.2, "95th percentile of TTFT / TTFT SLO, x 5"),
+    ("tpot_p95", 0.2, "95th percentile of TPOT / TPOT SLO, x 5"),
+    ("sla_attainment", 0.1, "share of the interval's completions within their SLOs, x 10 (10 if none)"),
 )
 
 
 @dataclass(frozen=True)
-class Workload:
-    """The requests of one episode in arrival order, with their service demand on one replica.
+class ObsLayout:
+    """Named slices of the flat observation: ``history`` rows of the indicators, then the fleet and clock."""
 
-    Immutable (arrays are read-only): ``copy.deepcopy`` returns the object itself, so that
-    ``get_state()`` snapshots stay cheap on day-long synthetic workloads.
-    """
+    history: int
+    n_indicators: int = len(INDICATORS)
+    #: ready, provisioning, draining replicas (each / max_replicas x 10), sin and cos of the time of day,
+    #: day of week / 6.
+    n_extra: int = 6
+
+    @property
+    def size(self) -> int:
+        return self.history * self.n_indicators + self.n_extra
+
+    def window(self, obs: np.ndarray) -> np.ndarray:
+        """``(history, n_indicators)`` view, oldest row first."""
+        return obs[: self.history * self.n_indicators].reshape(self.history, self.n_indicators)
+
+    def indicator(self, name: str) -> int:
+        return [n for n, _, _ in INDICATORS].index(name)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The requests of one episode in arrival order, with their SLOs. Immutable (deep copies share it)."""
 
     arrival_s: np.ndarray  # (n,) float64 seconds from the episode start, non-decreasing
-    prompt_tokens: np.ndarray  # (n,) int64 >= 1
-    output_tokens: np.ndarray  # (n,) int64 >= 1
-    prefill_s: np.ndarray  # (n,) float64 prefill latency on one replica (batch 1), seconds
-    work_s: np.ndarray  # (n,) float64 replica-seconds the request occupies (prefill + its share of decode)
-    latency_s: np.ndarray  # (n,) float64 prefill + decode latency once started (no queueing), seconds
-    horizon_s: float  # episode length, seconds
-    start_hour: float  # local time of day at t=0, hours in [0, 24)
-    start_weekday: int  # 0 = Monday ... 6 = Sunday at t=0
-    source: str  # "azure-code", "synthetic", "trace:<path>*<rate_scale>", ...
+    prompt_tokens: np.ndarray  # (n,) int64
+    output_tokens: np.ndarray  # (n,) int64
+    ttft_slo_s: np.ndarray  # (n,) float64 max(floor, slo_scale x isolated TTFT)
+    infeasible: np.ndarray  # (n,) bool: misses its SLO even alone on an idle replica, or does not fit its KV
+    extrapolated: np.ndarray  # (n,) bool: prompt outside the profile's measured sweep
+    work_lb_s: np.ndarray  # (n,) float64 replica-seconds no schedule can serve it in less (env docstring)
+    interval_requests: np.ndarray  # (T,) arrivals per decision interval
+    interval_prompt: np.ndarray  # (T,) prompt tokens arriving per interval
+    interval_output: np.ndarray  # (T,) output tokens arriving per interval
+    horizon_s: float
+    start_hour: float
+    start_weekday: int
+    source: str
 
     def __post_init__(self) -> None:
-        n = self.arrival_s.shape[0]
-        for name in ("prompt_tokens", "output_tokens", "prefill_s", "work_s", "latency_s"):
-            if getattr(self, name).shape != (n,):
-                raise ValueError(f"Workload.{name} must have shape ({n},)")
-        for name in ("arrival_s", "prompt_tokens", "output_tokens", "prefill_s", "work_s", "latency_s"):
-            getattr(self, name).setflags(write=False)
+        for v in self.__dict__.values():
+            if isinstance(v, np.ndarray):
+                v.setflags(write=False)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Workload:
         return self
@@ -59,50 +81,28 @@ class Workload:
 
 
 @dataclass
-class IntervalResult:
-    """What happened in one decision interval (returned by :func:`~.env.serve_interval`)."""
-
-    started_idx: np.ndarray  # (k,) int64 workload indices of the requests that started service
-    start_s: np.ndarray  # (k,) float64 their start times
-    ttft_s: np.ndarray  # (k,) float64 wait + prefill
-    queue_idx: np.ndarray  # (q,) int64 requests still waiting at the interval end (FIFO order)
-    dropped_idx: np.ndarray  # (d,) int64 requests dropped at the interval end (waited > drop_after_s)
-    carry_work_s: float  # replica-seconds of started work not finished at the interval end
-    capacity_s: float  # ready replica-seconds supplied in the interval
-    busy_s: float  # replica-seconds of work done in the interval
-
-
-@dataclass
 class AutoscalingState:
-    """All mutable simulator state of an episode (what ``get_state()`` snapshots)."""
+    """All mutable state of an episode (what ``get_state()`` snapshots)."""
 
-    workload: Workload  # immutable, shared between snapshots
-    step: int  # decision intervals done
-    next_arrival: int  # index of the first request not yet arrived
-    queue_idx: np.ndarray  # (q,) int64 waiting requests, FIFO
-    carry_work_s: float  # replica-seconds of started, unfinished work
-    inflight_idx: np.ndarray  # (f,) int64 started requests not finished (for tokens in flight)
-    inflight_end_s: np.ndarray  # (f,) float64 their finish times
-    ready: int  # replicas serving
-    pending_ready_s: np.ndarray  # (p,) float64 times at which cold-starting replicas become ready, sorted
-    history: np.ndarray  # (history, len(INDICATORS)) float32 normalised indicators, oldest first
-    ttft_s: np.ndarray  # (n,) float32 TTFT of each request, nan until it starts (inf if dropped)
-    # Per-interval logs, (n_steps,) each: for metrics, baselines' telemetry and render.
-    log_requests: np.ndarray  # float64 requests arrived
-    log_work_s: np.ndarray  # float64 replica-seconds of work arrived
-    log_prompt_tokens: np.ndarray  # float64 prompt tokens arrived
-    log_output_tokens: np.ndarray  # float64 output tokens arrived
-    log_capacity_s: np.ndarray  # float64 ready replica-seconds
-    log_busy_s: np.ndarray  # float64 busy replica-seconds
-    log_billed: np.ndarray  # int64 replicas billed (ready + cold-starting) in the interval
-    log_ready_start: np.ndarray  # int64 ready replicas at the interval start
-    log_queue: np.ndarray  # float64 waiting requests at the interval end
-    log_inflight: np.ndarray  # float64 running requests at the interval end
-    log_met: np.ndarray  # float64 requests resolved meeting the SLO
-    log_violated: np.ndarray  # float64 requests resolved violating it (late starts and drops)
-    log_dropped: np.ndarray  # float64 requests dropped
-    log_delta: np.ndarray  # int64 replica change applied at the interval start
-    scaling_actions: int  # decisions that changed the fleet
-    gpu_hours: float
-    penalty_usd: float
-    switch_usd: float
+    workload: Workload
+    fleet: FleetState  # the serving core's arrays (one env on the leading axis)
+    step: int
+    n_resolved: int  # completions already scored
+    met: int  # completions within their SLOs so far
+    violations: int  # completions outside them + rejected requests so far
+    rejected: int  # requests rejected on arrival (larger than a replica's KV pool)
+    scaling_actions: int
+    history: np.ndarray  # (history, n_indicators) float32 scaled indicators, oldest first
+    # Per-interval logs (T,) for metrics, baselines' telemetry and render.
+    log_kv: np.ndarray  # KV utilisation at the interval end
+    log_waiting: np.ndarray  # waiting requests at the interval end
+    log_running: np.ndarray  # running sequences at the interval end
+    log_ready: np.ndarray  # ready replicas at the interval end
+    log_provisioning: np.ndarray
+    log_draining: np.ndarray
+    log_target: np.ndarray  # fleet size (ready + provisioning) asked for at the interval start
+    log_completed: np.ndarray  # completions in the interval
+    log_violations: np.ndarray  # completions outside their SLOs in the interval
+    log_billed_s: np.ndarray  # replica-seconds billed in the interval
+    log_busy_s: np.ndarray  # replica-seconds busy (iterating) in the interval
+    log_ttft_p95: np.ndarray  # 95th percentile of TTFT / TTFT SLO among the interval's completions

@@ -1,75 +1,85 @@
-"""Workloads of the GPU-autoscaling env: Azure trace replay, a calibrated synthetic generator, any trace file.
+"""Workloads of GPUAutoscaling-v1: Azure trace replay, the calibrated synthetic generator, any trace file.
 
-The service demand of each request on one replica comes from the SplitwiseSim profile table
-(``schedgym/data/splitwise_sim_perf_model/perf_model.csv``, MIT; Patel et al., "Splitwise", ISCA 2024),
-read by :func:`schedgym.envs.core.perf_profile.load_perf_profile`. With the defaults (llama2-70b on
-a100-80gb, tensor_parallel 8 = one 8-GPU replica) the rows used are:
-
-- prefill: the prompt-size sweep ``prompt_size in 128..8192, batch_size=1, token_size=128`` (median of the 5
-  repetitions of ``prompt_time``), e.g. 94 ms at 512 tokens, 274 ms at 2048, 1.55 s at 8192;
-- decode: the batch sweep ``prompt_size=512, batch_size in 1..64, token_size=128`` (median ``token_time``),
-  e.g. 50 ms per iteration at batch 16, 53 ms at batch 32.
-
-A running replica decodes ``max_batch`` sequences per iteration (continuous batching), so one output token
-costs ``decode_step_s(max_batch) / max_batch`` replica-seconds of capacity, and a request occupies
-
-    work_s = prefill_s(prompt_tokens) + output_tokens * decode_step_s(max_batch) / max_batch
-
-replica-seconds, while its own latency once started is ``prefill_s + output_tokens * decode_step_s(max_batch)``.
+Arrivals and token counts come from ``schedgym.envs.core`` (traces.py, synthetic.py); this module adds
+each request's SLO, feasibility and work lower bound for the serving fleet of the env.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from schedgym.envs.core.perf_profile import PerfProfile
 from schedgym.envs.core.synthetic import AZURE_START, SyntheticParams, generate_synthetic, rate_profile
 from schedgym.envs.core.traces import RequestTrace, scale_rate
 from schedgym.envs.gpu_autoscaling.types import Workload
+from schedgym.sim.serving import LatencyProfile, ServingParams, isolated_latency, slo_targets
+from schedgym.sim.serving.profile import prefill_s
 
-# The synthetic generator lives in envs/core (PowerCapping uses it too); re-exported here.
-__all__ = ["SyntheticParams", "generate_synthetic", "rate_profile", "service_demand", "make_workload", "AZURE_START"]
+__all__ = [
+    "SyntheticParams",
+    "generate_synthetic",
+    "rate_profile",
+    "AZURE_START",
+    "scale_rate",
+    "token_cost_lower_bounds",
+    "make_workload",
+]
 
-def service_demand(
-    prompt_tokens: np.ndarray, output_tokens: np.ndarray, profile: PerfProfile, max_batch: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(prefill_s, work_s, latency_s)`` of each request on one replica (formulas in the module docstring)."""
-    prefill_s = np.asarray(profile.prefill_time_s(prompt_tokens), dtype=np.float64)
-    step_s = float(profile.decode_step_time_s(max_batch))
-    out = np.asarray(output_tokens, dtype=np.float64)
-    work_s = prefill_s + out * (step_s / max_batch)
-    latency_s = prefill_s + out * step_s
-    return prefill_s, work_s, latency_s
+
+def token_cost_lower_bounds(params: ServingParams, profile: LatencyProfile) -> tuple[float, float]:
+    """``(rho_prompt, rho_output)``: replica-seconds that one prompt token / one decode token costs at least.
+
+    An iteration with prefill processes ``x <= max_num_batched_tokens`` compute-bound tokens (prompt chunks
+    plus piggybacked decodes) and lasts at least ``prefill(x) >= x min_y prefill(y) / y``; a pure decode
+    iteration of ``b <= max_num_seqs`` sequences lasts at least ``base(b) >= b min_c base(c) / c``
+    (the KV term, frequency caps and swaps only add time). So a prompt token costs at least
+    ``rho_prompt = min_y prefill(y)/y`` and a decode token at least ``min(rho_prompt, min_c base(c)/c)``.
+    """
+    lp, lpf, _, sc = profile.arrays
+    ys = np.arange(1, params.max_num_batched_tokens + 1)
+    rho_prompt = min(prefill_s(float(y), lp, lpf, sc) / y for y in ys)
+    b = np.arange(1, params.max_num_seqs + 1)
+    rho_decode = float(np.min(profile.decode_base[1:] / b))
+    return float(rho_prompt), float(min(rho_prompt, rho_decode))
 
 
 def make_workload(
     trace: RequestTrace,
-    profile: PerfProfile,
-    max_batch: int,
+    params: ServingParams,
+    profile: LatencyProfile,
     *,
     interval_s: float,
-    horizon_s: float | None = None,
+    horizon_s: float,
+    ttft_slo_floor_s: float,
+    slo_scale: float,
+    tpot_slo_s: float,
     start_hour: float = 0.0,
     start_weekday: int = 0,
 ) -> Workload:
-    """Attach service demands to a trace; the horizon defaults to the trace length in whole intervals."""
-    prefill_s, work_s, latency_s = service_demand(trace.prompt_tokens, trace.output_tokens, profile, max_batch)
-    if horizon_s is None:
-        horizon_s = max(1.0, float(np.ceil((trace.duration_s + 1e-9) / interval_s))) * interval_s
+    prompt = np.asarray(trace.prompt_tokens, dtype=np.int64)
+    output = np.asarray(trace.output_tokens, dtype=np.int64)
+    arrival = np.asarray(trace.arrival_s, dtype=np.float64)
+    keep = arrival < horizon_s
+    arrival, prompt, output = arrival[keep], prompt[keep], output[keep]
+    iso_ttft, iso_tpot = isolated_latency(prompt, output, params, profile)
+    ttft_slo = slo_targets(iso_ttft, ttft_slo_floor_s, slo_scale)
+    too_big = -(-(prompt + output) // params.block_tokens) > params.kv_blocks
+    infeasible = (iso_ttft > ttft_slo) | (iso_tpot > tpot_slo_s) | too_big
+    rho_p, rho_o = token_cost_lower_bounds(params, profile)
+    n_steps = int(round(horizon_s / interval_s))
+    k = np.minimum((arrival // interval_s).astype(np.int64), n_steps - 1)
     return Workload(
-        arrival_s=np.asarray(trace.arrival_s, dtype=np.float64).copy(),
-        prompt_tokens=np.asarray(trace.prompt_tokens, dtype=np.int64).copy(),
-        output_tokens=np.asarray(trace.output_tokens, dtype=np.int64).copy(),
-        prefill_s=prefill_s,
-        work_s=work_s,
-        latency_s=latency_s,
+        arrival_s=arrival.copy(),
+        prompt_tokens=prompt.copy(),
+        output_tokens=output.copy(),
+        ttft_slo_s=ttft_slo,
+        infeasible=infeasible,
+        extrapolated=profile.extrapolated(prompt),
+        work_lb_s=rho_p * prompt + rho_o * (output - 1),
+        interval_requests=np.bincount(k, minlength=n_steps).astype(np.float64),
+        interval_prompt=np.bincount(k, weights=prompt, minlength=n_steps),
+        interval_output=np.bincount(k, weights=output, minlength=n_steps),
         horizon_s=float(horizon_s),
         start_hour=float(start_hour) % 24.0,
         start_weekday=int(start_weekday) % 7,
         source=trace.source,
     )
-
-
-def scaled_trace(trace: RequestTrace, rate_scale: float, rng: np.random.Generator) -> RequestTrace:
-    """``rate_scale`` applied to a replayed trace (thinning/replication seeded by ``rng``)."""
-    return scale_rate(trace, rate_scale, rng)

@@ -63,6 +63,8 @@ from schedgym.sim.serving.state import (
     EF_GONE_ENERGY_J,
     EF_GONE_PREFILL_S,
     EF_NOW,
+    EI_FAST_ITERATIONS,
+    EI_ITERATIONS,
     EI_N_DONE,
     EI_N_REQUESTS,
     EI_NEXT_ARRIVAL,
@@ -334,7 +336,7 @@ def _finalize(e, r, pi, pf, output, qi, qf, ri, rf, running, sched, ei, done_ids
 
 
 @numba.njit(cache=True)
-def _fast_decode(e, r, until, pi, pf, prof, output, qi, ri, rf, running) -> None:
+def _fast_decode(e, r, until, pi, pf, prof, output, qi, ri, rf, running, ei) -> None:
     """Advance a pure-decode replica over iterations that end by ``until`` with no completion, no missing
     block and nothing admissible, O(1) per iteration (see the module docstring)."""
     bt = pi[PI_BLOCK]
@@ -383,6 +385,8 @@ def _fast_decode(e, r, until, pi, pf, prof, output, qi, ri, rf, running) -> None
             break
     if k == 0:
         return
+    ei[e, EI_ITERATIONS] += k
+    ei[e, EI_FAST_ITERATIONS] += k
     for i in range(n):
         q = running[e, r, i]
         kv = qi[e, q, QI_KV]
@@ -428,11 +432,12 @@ def _advance_replica(e, r, until, pi, pf, prof, prompt, output, qi, qf, ri, rf, 
     """Run replica ``r``'s iterations that end at or before ``until``."""
     while ri[e, r, RI_BUSY] == 1 and rf[e, r, RF_ITER_END] <= until:
         if ri[e, r, RI_KIND] == KIND_DECODE:
-            _fast_decode(e, r, until, pi, pf, prof, output, qi, ri, rf, running)
+            _fast_decode(e, r, until, pi, pf, prof, output, qi, ri, rf, running, ei)
             if rf[e, r, RF_ITER_END] > until:
                 break
         t = rf[e, r, RF_ITER_END]
         _finalize(e, r, pi, pf, output, qi, qf, ri, rf, running, sched, ei, done_ids)
+        ei[e, EI_ITERATIONS] += 1
         ei[e, EI_PREEMPTIONS] += _compose(e, r, t, pi, pf, prof, prompt, qi, qf, ri, rf, running, sched)
         if ri[e, r, RI_BUSY] == 0:
             release_if_idle(e, r, t, ri, rf, ef)
