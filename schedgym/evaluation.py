@@ -22,11 +22,16 @@ class EpisodeResult:
     metrics: dict[str, float]
     walltime_s: float
     actions: list[int] = field(default_factory=list)
+    #: What the policy reports about its own run (e.g. an exact solver's status and proven bound), from its
+    #: optional ``episode_metrics()``; kept apart from the env's ``metrics`` (which replay must reproduce).
+    policy_metrics: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, include_actions: bool = False) -> str:
         d = asdict(self)
         if not include_actions:
             d.pop("actions")
+        if not d["policy_metrics"]:
+            d.pop("policy_metrics")
         return json.dumps(d, default=_json_default)
 
 
@@ -75,4 +80,6 @@ def run_episode(env: gym.Env, policy: Policy, seed: int | None = None, record_ac
         if record_actions:
             actions.append(int(info.get("action", action)))
     metrics = info.get("metrics") or env.unwrapped.metrics()
-    return EpisodeResult(total, length, dict(metrics), time.perf_counter() - t0, actions)
+    report = getattr(policy, "episode_metrics", None)
+    policy_metrics = dict(report()) if callable(report) else {}
+    return EpisodeResult(total, length, dict(metrics), time.perf_counter() - t0, actions, policy_metrics)

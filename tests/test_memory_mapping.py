@@ -230,12 +230,12 @@ def test_cpsat_reaches_planted_optimum():
 
 
 @pytest.mark.parametrize("instance", ["minimalloc:A", "random"])
-def test_cpsat_oracle_never_below_heuristics(instance):
+def test_cpsat_search_never_below_heuristics(instance):
     env = gym.make(ENV_ID, instance=instance, **({"n_buffers": 60} if instance == "random" else {}))
     env.reset(seed=2)
     inst = env.unwrapped.instance
     result = solve_cpsat(inst, time_limit_s=3)
-    frac = evaluate_offsets(inst, result.offsets)  # the oracle's mapping is feasible
+    frac = evaluate_offsets(inst, result.offsets)  # the search's mapping is feasible
     assert frac == pytest.approx(result.objective_frac)
     assert result.bound_frac >= frac - 1e-9
     for order in ("xla", "size", "lifetime"):
@@ -243,11 +243,12 @@ def test_cpsat_oracle_never_below_heuristics(instance):
     assert frac >= evaluate_offsets(inst, first_fit_reference(inst)) - 1e-12
 
 
-def test_cpsat_oracle_policy_replays_its_solution_in_order_mode():
+def test_cpsat_search_policy_replays_its_solution_in_order_mode():
     env = gym.make(ENV_ID, instance="random", n_buffers=25, planted=True, action_mode="order", K=25)
-    policy = make_policy("cpsat_oracle", ENV_ID, time_limit_s=10)
+    policy = make_policy("cpsat_search", ENV_ID, time_limit_s=10)
     result = run_episode(env, policy, seed=4)
     assert result.metrics["benefit_placed_frac"] == pytest.approx(policy.result.objective_frac)
+    assert result.policy_metrics["replay_lossless"]
 
 
 def test_bayesian_order_search_plays_its_best_evaluation():

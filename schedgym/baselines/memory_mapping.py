@@ -1,13 +1,14 @@
 """Baselines of MemoryMapping-v0: XLA-style best fit in three orders, first fit, Bayesian order search,
-a CP-SAT exact oracle and random.
+the exact solver (MiniMalloc-style branch and bound with a proven bound), a CP-SAT search and random.
 
 Policies that need a particular presentation order or action mode declare it in ``env_overrides``;
 ``schedgym run`` and the benchmark runner build the env with those kwargs (they change how the game is
 presented, never the instance, the capacity or the objective).
 
 The module also holds standalone reference implementations (``best_fit_reference``,
-``first_fit_reference``) that do not use the env: the env driven by action 0 must produce exactly the
-placements of ``best_fit_reference`` (tests/test_memory_mapping.py checks it).
+``first_fit_reference``, compiled in :mod:`schedgym.envs.memory_mapping.solver`) that do not use the env:
+the env driven by action 0 must produce exactly the placements of ``best_fit_reference``
+(tests/test_memory_mapping.py checks it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from schedgym.baselines import register_policy
 from schedgym.envs.memory_mapping.geometry import priority_order
+from schedgym.envs.memory_mapping.solver import ExactResult, fit_offsets, solve_exact
 from schedgym.envs.memory_mapping.types import Instance
 
 __all__ = [
@@ -30,8 +32,10 @@ __all__ = [
     "ActionZeroBestFit",
     "FirstFit",
     "BayesianOrderSearch",
-    "CpSatOracle",
+    "ExactPolicy",
+    "CpSatSearch",
     "CpSatResult",
+    "PlanReplay",
     "solve_cpsat",
 ]
 
@@ -39,66 +43,41 @@ FAMILY = "MemoryMapping"
 
 
 # ---------------------------------------------------------------------------------------------------
-# Standalone references (plain Python over the placed buffers; deliberately independent of geometry.py)
+# Standalone references (compiled over the time-overlap graph; deliberately independent of geometry.py)
 # ---------------------------------------------------------------------------------------------------
-def _free_gaps(occupied: list[tuple[int, int]], capacity: int) -> list[tuple[int, int]]:
-    gaps, cur = [], 0
-    for lo, hi in sorted(occupied):
-        if lo > cur:
-            gaps.append((cur, lo))
-        cur = max(cur, hi)
-    if cur < capacity:
-        gaps.append((cur, capacity))
-    return gaps
-
-
-def _fit(inst: Instance, order: np.ndarray, choose: str) -> np.ndarray:
-    offsets = np.full(inst.n, -1, dtype=np.int64)
-    placed: list[int] = []
-    cap = int(inst.capacity)
-    for b in map(int, order):
-        s, a = int(inst.size[b]), int(inst.alignment[b])
-        occupied = [
-            (int(offsets[j]), int(offsets[j] + inst.size[j]))
-            for j in placed
-            if inst.start[j] < inst.end[b] and inst.end[j] > inst.start[b]
-        ]
-        best = None
-        for lo, hi in _free_gaps(occupied, cap):
-            x = -(-lo // a) * a
-            if x + s > hi:
-                continue
-            key = (hi - lo, x) if choose == "best" else (x,)
-            if best is None or key < best[0]:
-                best = (key, x)
-        if best is not None:
-            offsets[b] = best[1]
-            placed.append(b)
-    return offsets
-
 
 def best_fit_reference(inst: Instance, order: str = "xla") -> np.ndarray:
     """XLA-style best fit: each buffer in ``order`` goes to the smallest free gap that holds it (lowest
     offset on ties) or to slow memory (-1). Returns the byte offset of every buffer."""
-    return _fit(inst, priority_order(inst, order), "best")
+    return fit_offsets(inst, priority_order(inst, order), best_fit=True)
 
 
 def first_fit_reference(inst: Instance, order: str = "xla") -> np.ndarray:
     """Each buffer in ``order`` at its lowest feasible offset, or slow memory (-1)."""
-    return _fit(inst, priority_order(inst, order), "first")
+    return fit_offsets(inst, priority_order(inst, order), best_fit=False)
 
 
 def evaluate_offsets(inst: Instance, offsets: np.ndarray) -> float:
-    """Fraction of benefit placed by a mapping; raises ``ValueError`` if it overlaps or overflows."""
+    """Fraction of benefit placed by a mapping; raises ``ValueError`` if it overlaps or overflows.
+
+    Vectorised over the time-overlap graph (every pair of buffers live at the same time is checked once).
+    """
+    from schedgym.envs.memory_mapping.solver import _overlaps_csr
+
+    offsets = np.asarray(offsets, dtype=np.int64)
+    if offsets.shape != (inst.n,):
+        raise ValueError(f"offsets must have shape ({inst.n},), got {offsets.shape}")
     placed = np.flatnonzero(offsets >= 0)
     x, s = offsets[placed], inst.size[placed]
     if np.any(x + s > inst.capacity) or np.any(x % inst.alignment[placed]):
         raise ValueError("mapping exceeds the capacity or breaks an alignment")
-    for k, i in enumerate(placed):
-        j = placed[k + 1 :]
-        clash = (inst.start[j] < inst.end[i]) & (inst.end[j] > inst.start[i]) & (x[k + 1 :] < x[k] + s[k]) & (x[k + 1 :] + s[k + 1 :] > x[k])
+    if placed.size > 1:
+        ptr, nb = _overlaps_csr(inst.start[placed].astype(np.int64), inst.end[placed].astype(np.int64))
+        i = np.repeat(np.arange(placed.size), np.diff(ptr))
+        clash = (x[nb] < x[i] + s[i]) & (x[nb] + s[nb] > x[i])
         if clash.any():
-            raise ValueError(f"buffers {inst.ids[i]} and {inst.ids[j[clash][0]]} overlap")
+            k = int(np.flatnonzero(clash)[0])
+            raise ValueError(f"buffers {inst.ids[placed[i[k]]]} and {inst.ids[placed[nb[k]]]} overlap")
     total = float(inst.benefit.sum())
     return float(inst.benefit[placed].sum()) / total if total > 0 else 0.0
 
@@ -245,21 +224,149 @@ class BayesianOrderSearch:
 
 
 # ---------------------------------------------------------------------------------------------------
-# CP-SAT exact oracle
+# Replaying a mapping in order mode (used by the exact solver and the CP-SAT search)
+# ---------------------------------------------------------------------------------------------------
+class PlanReplay:
+    """Plays a mapping (offset per buffer, -1 = slow memory) in ``order`` mode without losing a buffer.
+
+    Order mode places the chosen candidate at its lowest viable offset, which may be below the plan's.
+    Invariant kept at every step: the plan's rectangle of every undecided planned buffer is free, so each
+    still fits at its planned offset. Actions, in preference: send candidate 0 to slow memory when the
+    plan leaves it there; place a visible planned buffer whose viable offset equals its planned one;
+    place one lower than planned when that rectangle meets no undecided planned buffer's rectangle (the
+    plan is updated to the new offset). The undecided planned buffer with the lowest planned offset is
+    always safe, so only when it lies outside the ``K``-wide window and no visible candidate is safe does
+    the replay have to deviate (``lossless`` becomes False; it then places candidate 0).
+    """
+
+    def __init__(self, env: Any, offsets: np.ndarray) -> None:
+        _require(env, "plan replay", action_mode="order")
+        self.env = env
+        self.plan = np.asarray(offsets, dtype=np.int64).copy()
+        self.lossless = True
+
+    def _safe(self, b: int, x: int) -> bool:
+        env = self.env
+        st, inst = env.state, env.instance
+        nb = env.prepared.neighbours(b)
+        nb = nb[(~st.decided[nb]) & (self.plan[nb] >= 0)]
+        px = self.plan[nb]
+        return not np.any((px < x + inst.size[b]) & (px + inst.size[nb] > x))
+
+    def act(self) -> int:
+        env = self.env
+        st = env.state
+        k = st.n_candidates
+        if k == 0:
+            return env.K
+        cands = st.cand_buffer[:k]
+        if self.plan[cands[0]] < 0:
+            return env.K
+        planned = np.flatnonzero(self.plan[cands] >= 0)
+        exact = planned[st.cand_offset[planned] == self.plan[cands[planned]]]
+        if exact.size:
+            j = int(exact[np.argmin(self.plan[cands[exact]])])
+            return j
+        for j in planned[np.argsort(self.plan[cands[planned]], kind="stable")]:
+            b, x = int(cands[j]), int(st.cand_offset[j])
+            if self._safe(b, x):
+                self.plan[b] = x
+                return int(j)
+        self.lossless = False
+        b = int(cands[0])
+        self.plan[b] = int(st.cand_offset[0])
+        return 0
+
+
+class _SolveThenReplay:
+    """A policy that solves the instance at reset and replays the mapping with :class:`PlanReplay`.
+
+    ``env_overrides`` widen the window to every buffer of instances up to 4096 buffers, so the replay
+    never has to deviate from the mapping (the observation is not used).
+    """
+
+    name = "solve-then-replay"
+    env_overrides = {"action_mode": "order", "K": 4096}
+    result: Any = None
+    _replay: PlanReplay | None = None
+
+    def _solve(self, inst: Instance) -> Any:
+        raise NotImplementedError
+
+    def reset(self, env: Any) -> None:
+        _require(env, self.name, action_mode="order")
+        self.result = self._solve(env.instance)
+        self._replay = PlanReplay(env, self.result.offsets)
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        return self._replay.act()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The exact solver as a policy
+# ---------------------------------------------------------------------------------------------------
+@register_policy(
+    FAMILY,
+    "exact",
+    "exact",
+    "MiniMalloc-style branch and bound + knapsack bound: proven optimum or proven upper bound, replayed losslessly",
+)
+class ExactPolicy(_SolveThenReplay):
+    """Solves the instance with :func:`~schedgym.envs.memory_mapping.solver.solve_exact` at reset, then
+    replays the mapping in ``order`` mode with :class:`PlanReplay` (every buffer of the mapping is placed,
+    at its offset or lower; ``replay_lossless`` says so).
+
+    ``result`` holds the solver's mapping and facts; :meth:`episode_metrics` reports ``solver_status``
+    (``optimal``, ``feasible``, ``infeasible`` or ``unknown``), ``upper_bound_frac`` (proven) and
+    ``solve_time_s``. ``solver_status`` is ``infeasible`` only when asked to pack every buffer
+    (``require_all=True``) and that is proven impossible; maximising benefit always has a mapping.
+    """
+
+    name = "exact"
+
+    def __init__(self, time_limit_s: float = 120.0, require_all: bool = False) -> None:
+        if not (isinstance(time_limit_s, (int, float)) and time_limit_s > 0):
+            raise ValueError(f"time_limit_s must be a number > 0, got {time_limit_s!r}")
+        self.time_limit_s = float(time_limit_s)
+        self.require_all = bool(require_all)
+        self.result: ExactResult | None = None
+
+    def _solve(self, inst: Instance) -> ExactResult:
+        return solve_exact(inst, time_limit_s=self.time_limit_s)
+
+    def episode_metrics(self) -> dict[str, Any]:
+        r = self.result
+        if r is None:
+            return {}
+        status = r.status
+        if self.require_all and r.packing_status == "infeasible":
+            status = "infeasible"
+        return {
+            "solver_status": status,
+            "packing_status": r.packing_status,
+            "solver_objective_frac": r.objective_frac,
+            "upper_bound_frac": r.upper_bound_frac,
+            "solve_time_s": r.solve_time_s,
+            "solver_nodes": r.nodes,
+            "replay_lossless": bool(self._replay.lossless) if self._replay else True,
+        }
+
+
+# ---------------------------------------------------------------------------------------------------
+# CP-SAT search
 # ---------------------------------------------------------------------------------------------------
 @dataclass
 class CpSatResult:
-    status: str  # "OPTIMAL", "FEASIBLE" or "UNKNOWN"
-    offsets: np.ndarray  # (n,) byte offset per buffer, -1 = slow memory
-    objective_frac: float  # benefit placed by the returned mapping, exact (not the scaled objective)
-    bound_frac: float  # upper bound on the benefit fraction proven by the solver
+    status: str  # "OPTIMAL", "FEASIBLE" or "UNKNOWN" (CP-SAT's own status)
+    offsets: np.ndarray  # (n,) the mapping played: CP-SAT's, or the hint when CP-SAT found nothing better
+    objective_frac: float  # benefit placed by `offsets`, exact (not the scaled objective)
+    bound_frac: float  # upper bound on the benefit fraction proven by CP-SAT (1.0 when it proved nothing)
     wall_s: float
+    source: str = "solver"  # "solver": CP-SAT's mapping; "hint": the heuristic hint (CP-SAT found no better)
 
     @property
     def optimal(self) -> bool:
-        return self.status == "OPTIMAL"
-
-
+        return self.status == "OPTIMAL" and self.source == "solver"
 def solve_cpsat(
     inst: Instance, time_limit_s: float = 10.0, workers: int = 2, seed: int = 0, hint: bool = True
 ) -> CpSatResult:
@@ -316,35 +423,30 @@ def solve_cpsat(
     name = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE"}.get(status, "UNKNOWN")
     heuristic_frac = evaluate_offsets(inst, heuristic)
     if name == "UNKNOWN":
-        offsets, frac = heuristic, heuristic_frac
-        bound = 1.0
-    else:
-        offsets = np.array([solver.value(x[i]) if solver.value(y[i]) else -1 for i in range(n)], dtype=np.int64)
-        frac = evaluate_offsets(inst, offsets)
-        bound = min(1.0, solver.best_objective_bound / (scale * total)) if total > 0 else 0.0
-        # The scaled objective rounds benefits; the true-benefit bound can exceed it by at most n/2 units.
-        bound = min(1.0, bound + 0.5 * n / 10_000_000)
-        if frac < heuristic_frac:
-            offsets, frac = heuristic, heuristic_frac
-        if name == "OPTIMAL":
-            bound = max(frac, min(bound, 1.0))
-    return CpSatResult(name, offsets, frac, max(bound, frac), time.perf_counter() - t0)
+        # CP-SAT found nothing: the hint is played, labelled as the hint, and nothing is proven (bound 1).
+        return CpSatResult(name, heuristic, heuristic_frac, 1.0, time.perf_counter() - t0, source="hint")
+    offsets = np.array([solver.value(x[i]) if solver.value(y[i]) else -1 for i in range(n)], dtype=np.int64)
+    frac = evaluate_offsets(inst, offsets)
+    bound = min(1.0, solver.best_objective_bound / (scale * total)) if total > 0 else 0.0
+    # The scaled objective rounds benefits; the true-benefit bound can exceed it by at most n/2 units.
+    bound = min(1.0, bound + 0.5 * n / 10_000_000)
+    source = "solver"
+    if frac < heuristic_frac:
+        offsets, frac, source = heuristic, heuristic_frac, "hint"
+    return CpSatResult(name, offsets, frac, bound, time.perf_counter() - t0, source=source)
 
 
-@register_policy(FAMILY, "cpsat_oracle", "oracle", "OR-Tools CP-SAT optimum or best bound (a bound, not a heuristic)")
-class CpSatOracle:
-    """Solves the instance with CP-SAT at reset, then plays the solution.
+@register_policy(FAMILY, "cpsat_search", "search", "OR-Tools CP-SAT search seeded with the heuristics' best mapping")
+class CpSatSearch(_SolveThenReplay):
+    """Searches with CP-SAT at reset (time limit, workers), then replays the best mapping found in ``order``
+    mode with :class:`PlanReplay` (no buffer of the mapping is lost to the ``K``-wide window).
 
-    ``result`` holds the solver's mapping, whether it is proven optimal, and its bound. In ``order`` mode
-    (the default override) the solution is replayed canonically: candidate 0 goes to slow memory when the
-    solution leaves it there, otherwise the visible candidate with the lowest solution offset is placed
-    (at its lowest viable offset, which is at or below the solution's). With ``K`` at least the number of
-    buffers this reproduces the solution's benefit exactly; with a smaller window it may place less than
-    ``result.objective_frac``, which stays the oracle's reported bound.
+    A search, not a bound: CP-SAT rarely proves optimality here within its limit, and when it finds
+    nothing better than its hint the hint is played and labelled so (``result.source == "hint"``). The
+    proven optimum or upper bound comes from the ``exact`` policy.
     """
 
-    name = "cpsat_oracle"
-    env_overrides = {"action_mode": "order"}
+    name = "cpsat_search"
 
     def __init__(self, time_limit_s: float = 10.0, workers: int = 2, seed: int = 0) -> None:
         if not time_limit_s > 0:
@@ -352,22 +454,12 @@ class CpSatOracle:
         self.time_limit_s, self.workers, self.seed = float(time_limit_s), int(workers), int(seed)
         self.result: CpSatResult | None = None
 
-    def reset(self, env: Any) -> None:
-        self._env = env
-        self.result = solve_cpsat(env.instance, self.time_limit_s, self.workers, self.seed)
+    def _solve(self, inst: Instance) -> CpSatResult:
+        return solve_cpsat(inst, self.time_limit_s, self.workers, self.seed)
 
-    def act(self, obs: Any, info: dict[str, Any]) -> int:
-        env, st, plan = self._env, self._env.state, self.result.offsets
-        if st.n_candidates == 0:
-            return env.K
-        if env.action_mode == "place":
-            b = env.current_buffer()
-            if plan[b] < 0:
-                return env.K
-            hits = np.flatnonzero(st.cand_offset[: st.n_candidates] == plan[b])
-            return int(hits[0]) if hits.size else 0
-        cands = st.cand_buffer[: st.n_candidates]
-        if plan[cands[0]] < 0:
-            return env.K
-        planned = np.where(plan[cands] >= 0, plan[cands], np.iinfo(np.int64).max)
-        return int(np.argmin(planned))
+    def episode_metrics(self) -> dict[str, Any]:
+        r = self.result
+        if r is None:
+            return {}
+        return {"cpsat_status": r.status, "mapping_source": r.source, "cpsat_bound_frac": r.bound_frac,
+                "solve_time_s": r.wall_s, "replay_lossless": bool(self._replay.lossless)}

@@ -415,6 +415,11 @@ class MemoryMappingEnv(SchedEnv):
         st = self.state
         prep = st.prep
         inst = prep.inst
+        if prep.indptr is not None:  # compiled; the numpy code below is the fallback for huge graphs
+            return geometry.occupancy_image(
+                b, prep.indptr, prep.indices, st.placed, st.offset, inst.size, inst.start, inst.end, inst.capacity,
+                IMAGE_BINS,
+            )
         nb = prep.neighbours(b)
         nb = nb[st.placed[nb]]
         if nb.size == 0:

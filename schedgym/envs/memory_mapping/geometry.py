@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from schedgym.envs.memory_mapping.types import Instance
@@ -72,25 +73,36 @@ class PreparedInstance:
         return nb[nb != i]
 
 
-def _conflict_graph(inst: Instance) -> tuple[np.ndarray, np.ndarray] | None:
-    n = inst.n
-    order = np.argsort(inst.start, kind="stable")
-    s_sorted = inst.start[order]
+def overlap_csr(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR adjacency ``(indptr, indices)`` of the time-overlap graph of half-open ranges ``[start, end)``,
+    by a sweep over sorted start times (vectorised; O(n log n + E))."""
+    n = start.shape[0]
+    order = np.argsort(start, kind="stable")
+    s_sorted = start[order]
     # In start order, buffer p overlaps exactly the later buffers q > p with start_q < end_p.
-    hi = np.searchsorted(s_sorted, inst.end[order], side="left")
+    hi = np.searchsorted(s_sorted, end[order], side="left")
     counts = np.maximum(hi - np.arange(n) - 1, 0)
     total = int(counts.sum())
-    if 2 * total > _MAX_EDGES:
-        return None
     first = np.repeat(np.arange(n) + 1 - (np.cumsum(counts) - counts), counts)
     src = order[np.repeat(np.arange(n), counts)]
     dst = order[first + np.arange(total)]
     a = np.concatenate([src, dst])
-    b = np.concatenate([dst, src]).astype(np.int32)
+    b = np.concatenate([dst, src]).astype(np.int64)
     by_src = np.argsort(a, kind="stable")
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(a, minlength=n), out=indptr[1:])
     return indptr, b[by_src]
+
+
+def _conflict_graph(inst: Instance) -> tuple[np.ndarray, np.ndarray] | None:
+    n = inst.n
+    # Count the edges first (each buffer overlaps the buffers starting before its end, less the ones
+    # before it in start order): above _MAX_EDGES the graph is not materialised (memory).
+    edges = int(np.searchsorted(np.sort(inst.start), inst.end, side="left").sum()) - n * (n + 1) // 2
+    if 2 * edges > _MAX_EDGES:
+        return None
+    indptr, indices = overlap_csr(inst.start, inst.end)
+    return indptr, indices.astype(np.int32)
 
 
 def prepare(inst: Instance, order: str, n_time_bins: int = 64) -> PreparedInstance:
@@ -140,6 +152,56 @@ def placed_neighbours(prep: PreparedInstance, i: int, placed: np.ndarray, offset
     return x[o], prep.inst.size[nb][o]
 
 
+@numba.njit(cache=True)
+def _candidate_offsets_kernel(i, indptr, indices, placed, offset, size, s, a, cap):
+    m = 0
+    for e in range(indptr[i], indptr[i + 1]):
+        if placed[indices[e]]:
+            m += 1
+    xs = np.empty(m, np.int64)
+    tops = np.empty(m, np.int64)
+    k = 0
+    for e in range(indptr[i], indptr[i + 1]):
+        j = indices[e]
+        if placed[j]:
+            xs[k] = offset[j]
+            tops[k] = offset[j] + size[j]
+            k += 1
+    raw = np.empty(2 * m + 2, np.int64)
+    raw[0] = 0
+    raw[1] = ((cap - s) // a) * a
+    for k in range(m):
+        raw[2 + k] = -((-tops[k]) // a) * a
+        raw[2 + m + k] = ((xs[k] - s) // a) * a
+    raw = np.unique(raw)
+    cand = np.empty(raw.shape[0], np.int64)
+    below = np.empty(raw.shape[0], np.int64)
+    above = np.empty(raw.shape[0], np.int64)
+    n = 0
+    for c in raw:
+        if c < 0 or c + s > cap:
+            continue
+        lo = 0
+        hi = cap
+        ok = True
+        for k in range(m):
+            if c < tops[k] and c + s > xs[k]:
+                ok = False
+                break
+            if tops[k] <= c and tops[k] > lo:
+                lo = tops[k]
+            if xs[k] >= c + s and xs[k] < hi:
+                hi = xs[k]
+        if ok:
+            cand[n] = c
+            below[n] = lo
+            above[n] = hi
+            n += 1
+    cand, below, above = cand[:n], below[:n], above[:n]
+    o = np.argsort(above - below, kind="mergesort")  # `cand` ascending already (np.unique): stable
+    return cand[o], below[o], above[o]
+
+
 def candidate_offsets(
     prep: PreparedInstance, i: int, placed: np.ndarray, offset: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -147,9 +209,15 @@ def candidate_offsets(
 
     Candidates: 0, the top of every placed conflicting buffer ("rest on"), ``x_j - s_i`` ("hang below")
     and ``C - s_i``, aligned and kept if the buffer fits there. Sorted by the size of the free gap they sit
-    in (smallest first), ties by lower offset. Returns ``(offsets, gap_lo, gap_hi)``.
+    in (smallest first), ties by lower offset. Returns ``(offsets, gap_lo, gap_hi)``. Compiled (numba)
+    when the conflict graph is materialised; numpy otherwise.
     """
     inst = prep.inst
+    if prep.indptr is not None:
+        return _candidate_offsets_kernel(
+            int(i), prep.indptr, prep.indices, placed, offset, inst.size, int(inst.size[i]), int(inst.alignment[i]),
+            int(inst.capacity),
+        )
     s, a, cap = int(inst.size[i]), int(inst.alignment[i]), int(inst.capacity)
     xs, ss = placed_neighbours(prep, i, placed, offset)
     tops = xs + ss
@@ -177,6 +245,54 @@ def candidate_offsets(
     gap = above - below
     o = np.lexsort((cand, gap))
     return cand[o], below[o], above[o]
+
+
+@numba.njit(cache=True)
+def _coverage_1d(a, b, lo, hi, bins, out):
+    """``out[k, q]``: fraction of bin ``q`` of ``[lo, hi)`` cut in ``bins`` equal bins that ``[a[k], b[k])``
+    covers (edges ``lo + (hi - lo) * q / bins``, as ``np.linspace`` makes them)."""
+    for q in range(bins):
+        e0 = lo + (hi - lo) * (q / bins)
+        e1 = lo + (hi - lo) * ((q + 1) / bins)
+        width = max(e1 - e0, 1e-12)
+        for k in range(a.shape[0]):
+            c = min(b[k], e1) - max(a[k], e0)
+            out[k, q] = c / width if c > 0 else 0.0
+
+
+@numba.njit(cache=True)
+def occupancy_image(i, indptr, indices, placed, offset, size, start, end, cap, bins):
+    """``bins x bins`` occupancy of the time x address plane over buffer ``i``'s live range (time-major):
+    the share of each cell covered by placed buffers that overlap ``i`` in time, clipped to [0, 1]."""
+    m = 0
+    for e in range(indptr[i], indptr[i + 1]):
+        if placed[indices[e]]:
+            m += 1
+    t0 = np.empty(m)
+    t1 = np.empty(m)
+    x0 = np.empty(m)
+    x1 = np.empty(m)
+    k = 0
+    for e in range(indptr[i], indptr[i + 1]):
+        j = indices[e]
+        if placed[j]:
+            t0[k] = start[j]
+            t1[k] = end[j]
+            x0[k] = offset[j]
+            x1[k] = offset[j] + size[j]
+            k += 1
+    tc = np.empty((m, bins))
+    ac = np.empty((m, bins))
+    _coverage_1d(t0, t1, float(start[i]), float(end[i]), bins, tc)
+    _coverage_1d(x0, x1, 0.0, float(cap), bins, ac)
+    img = np.zeros((bins, bins))
+    for k in range(m):
+        for p in range(bins):
+            if tc[k, p] == 0.0:
+                continue
+            for q in range(bins):
+                img[p, q] += tc[k, p] * ac[k, q]
+    return np.minimum(img, 1.0)
 
 
 def lowest_fit(prep: PreparedInstance, i: int, placed: np.ndarray, offset: np.ndarray) -> tuple[int, int, int]:
