@@ -24,8 +24,8 @@ CASES: list[tuple[str, str, dict]] = [
     ("MemoryMapping order minimalloc:K", "schedgym/MemoryMapping-v0", {"instance": "minimalloc:K", "action_mode": "order"}),
     ("GPUAutoscaling azure-conv", "schedgym/GPUAutoscaling-v1", {"workload": "azure-conv"}),
     ("GPUAutoscaling synthetic 1 day", "schedgym/GPUAutoscaling-v1", {"workload": "synthetic"}),
-    ("AgentScheduling poisson (default)", "schedgym/AgentScheduling-v0", {}),
-    ("AgentScheduling azure-code bursty", "schedgym/AgentScheduling-v0", {"workload": "azure-code"}),
+    ("AgentScheduling poisson (default)", "schedgym/AgentScheduling-v1", {}),
+    ("AgentScheduling azure-code bursty", "schedgym/AgentScheduling-v1", {"workload": "azure-code"}),
     ("PowerCapping azure-conv 52 servers", "schedgym/PowerCapping-v0", {"n_servers": 52}),
     ("PowerCapping synthetic 200 servers", "schedgym/PowerCapping-v0", {"n_servers": 200, "provisioned_servers": 160, "workload": "synthetic"}),
 ]

@@ -76,6 +76,7 @@ def _family_instances(family: str) -> list[InstanceInfo]:
                 *_azure("workload")]
     if family == "AgentScheduling":
         return [InstanceInfo("workload", "poisson", "generator", "agents arriving as a Poisson process"),
+                InstanceInfo("workload", "tenants", "generator", "four tenants, one heavy (fairness task)"),
                 *_azure("workload")]
     raise ValueError(f"no instance list for env family {family!r}")
 

@@ -77,7 +77,7 @@ def test_tasks_cover_every_family_in_both_tiers() -> None:
     gpu = {i.name for t in tasks_for_tier("full") if t.family == "GPUAutoscaling" for i in t.instances}
     assert {"azure-code", "azure-conv"} <= gpu
     agents = {i.name for t in tasks_for_tier("quick") if t.family == "AgentScheduling" for i in t.instances}
-    assert agents == {"bursty", "steady"}
+    assert agents == {"bursty", "steady", "tenants"}
     assert any(t.aggregate == "sweep" for t in tasks_for_tier("quick"))
     with pytest.raises(ValueError, match="unknown task"):
         get_task("no-such-task")

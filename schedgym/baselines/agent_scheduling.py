@@ -1,10 +1,13 @@
-"""Baselines of AgentScheduling-v0: AIOS's FIFO and round robin, VTC fairness, Bayesian SJF and oracles.
+"""Baselines of AgentScheduling-v1: AIOS's FIFO and round robin, VTC fairness, Bayesian SJF, an agent-level
+SRPT oracle (best-known, not a bound) and random.
 
-Every policy answers the env's two decision kinds: which visible waiting request takes a free batch
-slot (``ADMIT``), and, at the end of a running request's time slice, keep it (action ``K``) or preempt
-it for a waiting request (``SLICE_END``). Heuristics read the env's public state (queue, service
-counters, finished requests); the ``*_oracle`` policies also read the true output lengths and are
-upper bounds, labelled as such.
+Every policy answers the env's three decision kinds (see the env docstring): which offered waiting
+request a core admits (or none), which running context to swap or drop when the KV cache is full, and
+whether to keep or preempt a sequence whose time slice ended. Heuristics read the env's public state
+(queue, service counters, finished requests; ``env.state``, ``env.wq``, ``env.params``);
+``agent_srpt_oracle`` also reads the true output lengths and future steps of every agent and is the
+best-known policy, labelled ``oracle``. The proven lower bound is the env's ``turnaround_lower_bound``
+metric, not a policy.
 """
 
 from __future__ import annotations
@@ -16,16 +19,26 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from schedgym.baselines import register_policy
-from schedgym.envs.agent_scheduling.types import ADMIT, SLICE_END, WAITING
+from schedgym.envs.agent_scheduling import dynamics as dyn
+from schedgym.envs.agent_scheduling.types import (
+    ADMIT,
+    PREEMPT,
+    QF_ENQ,
+    QI_GENERATED,
+    QI_PREFILLED,
+    QI_STATE,
+    QI_TARGET,
+    SLICE_END,
+)
 from schedgym.envs.agent_scheduling.workload import TYPE_NAMES
 
-__all__ = ["FIFO", "RoundRobin", "SJFOracle", "SRPTOracle", "VTC", "BayesianSJF", "LogNormalPosterior"]
+__all__ = ["FIFO", "RoundRobin", "VTC", "BayesianSJF", "AgentSRPTOracle", "LogNormalPosterior"]
 
 FAMILY = "AgentScheduling"
 
 
 class _AgentPolicy:
-    """Shared plumbing: ``choose(candidates)`` at a free slot, ``at_slice_end(...)`` at a slice end."""
+    """Shared plumbing: ``admit(cands)``, ``kv_victim()`` and ``at_slice_end()`` per decision kind."""
 
     name = "base"
 
@@ -37,133 +50,108 @@ class _AgentPolicy:
         st = env.state
         k = env.n_visible
         mask = np.asarray(info["action_mask"], dtype=bool)
-        legal = np.flatnonzero(mask[:k])
-        if st.decision_kind == ADMIT and legal.size:
-            return int(legal[self.choose(st.visible[legal])])
-        if st.decision_kind == SLICE_END and legal.size:
-            return self.at_slice_end(st.decision_req, legal)
-        return k
+        kind = st.decision_kind
+        if kind == ADMIT:
+            legal = np.flatnonzero(mask[:k])
+            if legal.size == 0:
+                return 2 * k
+            return int(legal[self.admit(st.visible[legal])])
+        if kind == PREEMPT:
+            n = int(np.count_nonzero(st.victims >= 0))
+            j, swap = self.kv_victim(st.victims[:n])
+            return int(j if swap else k + j)
+        if kind == SLICE_END:
+            return self.at_slice_end(st.decision_req)
+        return 2 * k
 
-    def choose(self, candidates: np.ndarray) -> int:
-        """Index into ``candidates`` (request ids in queue order) of the request to run."""
-        return 0
+    # -- defaults: FIFO admission, vLLM's victim (the newest, recomputed), keep at a slice end
+    def admit(self, cands: np.ndarray) -> int:
+        """Index into ``cands`` (legal offered request ids) of the request to admit: the oldest."""
+        return int(np.lexsort((cands, self.env.state.qf[cands, QF_ENQ]))[0])
 
-    def at_slice_end(self, running: int, legal: np.ndarray) -> int:
-        """Action at the end of ``running``'s slice: ``n_visible`` keeps it; a legal index preempts it."""
-        return self.env.n_visible
+    def kv_victim(self, victims: np.ndarray) -> tuple[int, bool]:
+        """``(index into victims (newest first), swap?)`` at a KV preemption."""
+        return 0, False
+
+    def at_slice_end(self, req: int) -> int:
+        return 2 * self.env.n_visible
+
+    # -- helpers
+    def cheaper_is_swap(self, req: int) -> bool:
+        """Swap (copy out and back over PCIe) when that costs less than recomputing the context."""
+        return bool(self.env.swap_cost_s(req) < self.env.recompute_cost_s(req))
 
 
-@register_policy(FAMILY, "fifo", "heuristic", "AIOS FIFO: oldest waiting request first, never preempts")
+@register_policy(FAMILY, "fifo", "heuristic", "AIOS FIFO: oldest waiting request that fits; vLLM victim (newest, recompute); never slices")
 class FIFO(_AgentPolicy):
-    """First come first served and run to completion (AIOS's FIFO scheduler; its 1 s batching of the
-    LLM queue is replaced by immediate dispatch to a free continuous-batching slot)."""
+    """First come first served (AIOS's FIFO scheduler; its 1 s batching of the LLM queue is replaced by
+    admission at each continuous-batching iteration). The oldest offered request that fits is admitted;
+    on KV exhaustion the newest sequence is dropped and recomputed (vLLM V1's default)."""
 
     name = "fifo"
 
 
-@register_policy(FAMILY, "round_robin", "heuristic", "AIOS round robin: at each slice end preempt for the queue head")
+@register_policy(FAMILY, "round_robin", "heuristic", "AIOS round robin: 1 s slices, snapshot (swap) the expiring context, admit the oldest")
 class RoundRobin(_AgentPolicy):
-    """AIOS round robin: at the end of a time slice, if a request waits, the running one is snapshotted
-    (context switch) and goes to the back of the queue; the head of the queue runs."""
+    """AIOS round robin: when a sequence's slice ends while requests wait, its context is snapshotted (its
+    KV swapped to host memory, AIOS's context manager) and it rejoins the back of the queue; the oldest
+    waiting request is admitted. On KV exhaustion the newest sequence is snapshotted the same way."""
 
     name = "round_robin"
 
-    def at_slice_end(self, running: int, legal: np.ndarray) -> int:
-        return int(legal[0])
+    def kv_victim(self, victims: np.ndarray) -> tuple[int, bool]:
+        return 0, True
+
+    def at_slice_end(self, req: int) -> int:
+        return 0  # swap it out
 
 
-class _WorkPolicy(_AgentPolicy):
-    """Shortest (expected) work first. ``remaining_decode_tokens`` is the estimate that differs."""
-
-    preemptive = False
-
-    def remaining_decode_tokens(self, reqs: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def work_s(self, reqs: np.ndarray) -> np.ndarray:
-        """Start cost (prefill, or context switch of a preempted request) + remaining decode time."""
-        env = self.env
-        st = env.state
-        fresh = st.generated[reqs] == 0
-        start = np.where(fresh, env.prefill_time_s(st.workload.req_prompt_tokens[reqs]), 0.0)
-        if (~fresh).any():
-            start[~fresh] = [env.switch_cost_s(int(r)) for r in reqs[~fresh]]
-        return start + self.remaining_decode_tokens(reqs) * env._decode_step_s[1]
-
-    def choose(self, candidates: np.ndarray) -> int:
-        return int(np.argmin(self.work_s(candidates)))
-
-    def at_slice_end(self, running: int, legal: np.ndarray) -> int:
-        if not self.preemptive:
-            return self.env.n_visible
-        st = self.env.state
-        cand = st.visible[legal]
-        work = self.work_s(cand)
-        best = int(np.argmin(work))
-        running_left = float(self.remaining_decode_tokens(np.array([running]))[0]) * self.env._decode_step_s[1]
-        # Preempting costs the running request a context switch when it resumes.
-        if work[best] + self.env.switch_cost_s(running) < running_left:
-            return int(legal[best])
-        return self.env.n_visible
-
-
-@register_policy(FAMILY, "sjf_oracle", "oracle", "ORACLE (bound): shortest true job first, non-preemptive")
-class SJFOracle(_WorkPolicy):
-    """Non-preemptive shortest job first with the true output lengths (an oracle: a bound, not a policy
-    a real system can run)."""
-
-    name = "sjf_oracle"
-
-    def remaining_decode_tokens(self, reqs: np.ndarray) -> np.ndarray:
-        st = self.env.state
-        return np.maximum(st.workload.req_output_tokens[reqs] - st.generated[reqs], 0.0)
-
-
-@register_policy(FAMILY, "srpt_oracle", "oracle", "ORACLE (bound): shortest true remaining work first, preemptive")
-class SRPTOracle(SJFOracle):
-    """Shortest remaining processing time with the true output lengths; at a slice end it preempts when
-    a waiting request's remaining work plus the switch cost is below the running one's (oracle: a bound)."""
-
-    name = "srpt_oracle"
-    preemptive = True
-
-
-@register_policy(FAMILY, "vtc", "heuristic", "VTC (OSDI'24): least-served agent first, cost = input + 2 x output tokens")
+@register_policy(FAMILY, "vtc", "heuristic", "VTC (OSDI'24): least-served backlogged tenant first, cost = input + 2 x output tokens")
 class VTC(_AgentPolicy):
-    """Virtual Token Counter (Sheng et al., "Fairness in Serving Large Language Models", OSDI 2024).
+    """Virtual Token Counter (Sheng et al., "Fairness in Serving Large Language Models", OSDI'24, Alg. 2).
 
-    Each agent (client) has a counter of service received, weighted 1 per input token and 2 per output
-    token (the env's ``agent_service``). A free slot goes to the waiting request of the agent with the
-    smallest counter. When an agent becomes backlogged again its counter is lifted to the smallest
-    counter among the agents already backlogged, so idle periods do not bank credit (VTC's counter
-    lift). Like VTC it never preempts a running request.
+    One counter per tenant (client): the service it received, weighted ``w_p = 1`` per input token and
+    ``w_q = 2`` per output token (the paper's default weights; the env's ``tenant_service``), plus a lift.
+    Admission picks, among the offered requests that fit, one of the backlogged tenant with the smallest
+    counter (its oldest). *Counter lift*: a tenant that was not backlogged at the previous decision and is
+    now (a returning client) has its counter raised to the smallest counter of the tenants that stayed
+    backlogged, or, if none did, to the counter of the tenant admitted last, so that idle time does not
+    bank credit. VTC never preempts for fairness; on KV exhaustion it drops the newest (vLLM).
     """
 
     name = "vtc"
 
     def reset(self, env: gym.Env) -> None:
         super().reset(env)
-        n_agents = self.env.state.workload.n_agents
-        self.lift = np.zeros(n_agents)
-        self.backlogged = np.zeros(n_agents, dtype=bool)
+        t = self.env.state.workload.n_tenants
+        self.lift = np.zeros(t)
+        self.backlogged = np.zeros(t, dtype=bool)
+        self.last_counter = 0.0
+
+    def counters(self) -> np.ndarray:
+        return self.env.state.tenant_service + self.lift
 
     def _update_backlog(self) -> None:
-        st = self.env.state
-        now = np.zeros_like(self.backlogged)
-        now[st.workload.req_agent[st.status == WAITING]] = True
+        now = self.env.state.tenant_waiting > 0
         new = now & ~self.backlogged
-        old = now & self.backlogged
-        if new.any() and old.any():
-            counters = st.agent_service + self.lift
-            floor = counters[old].min()
-            self.lift[new] += np.maximum(floor - counters[new], 0.0)
+        stayed = now & self.backlogged
+        if new.any():
+            c = self.counters()
+            floor = c[stayed].min() if stayed.any() else self.last_counter
+            self.lift[new] += np.maximum(floor - c[new], 0.0)
         self.backlogged = now
 
-    def choose(self, candidates: np.ndarray) -> int:
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
         self._update_backlog()
-        st = self.env.state
-        agents = st.workload.req_agent[candidates]
-        return int(np.argmin(st.agent_service[agents] + self.lift[agents]))
+        return super().act(obs, info)
+
+    def admit(self, cands: np.ndarray) -> int:
+        env = self.env
+        tenants = env.wq[cands, dyn.W_TENANT]
+        c = self.counters()[tenants]
+        i = int(np.lexsort((cands, env.state.qf[cands, QF_ENQ], c))[0])
+        self.last_counter = float(self.counters()[tenants[i]])
+        return i
 
 
 class LogNormalPosterior:
@@ -171,12 +159,10 @@ class LogNormalPosterior:
 
     Model: for a request of type ``t`` whose prompt falls in bucket ``b`` (edges ``bucket_edges``
     tokens), ``log(output) ~ N(mu, s2)`` with prior ``mu | s2 ~ N(m0, s2 / kappa0)``,
-    ``s2 ~ InvGamma(alpha0, beta0)``. Updated online from finished requests (their output length is
-    observed when they finish). The output-length estimate is the lognormal mean with posterior point
-    estimates, ``exp(m_n + E[s2]/2)`` with ``E[s2] = beta_n / (alpha_n - 1)``, which converges to the
-    true mean when the lengths are lognormal. The expected *remaining* output of a request that has
-    already generated ``g`` tokens is the lognormal's mean residual life ``E[X - g | X > g]``, which
-    eventually grows with ``g`` (a request that has run long is probably a long one).
+    ``s2 ~ InvGamma(alpha0, beta0)``. Updated online from finished requests. The output-length estimate
+    is the lognormal mean with posterior point estimates, ``exp(m_n + E[s2]/2)``, ``E[s2] = beta_n /
+    (alpha_n - 1)``; the expected *remaining* output after ``g`` tokens is the mean residual life
+    ``E[X - g | X > g]``.
     """
 
     def __init__(
@@ -223,60 +209,111 @@ class LogNormalPosterior:
         m, s2 = self.params(agent_type, prompt_tokens)
         return np.exp(m + s2 / 2.0)
 
-    def expected_remaining(
-        self, agent_type: np.ndarray, prompt_tokens: np.ndarray, generated: np.ndarray
-    ) -> np.ndarray:
+    def expected_remaining(self, agent_type: np.ndarray, prompt_tokens: np.ndarray, generated: np.ndarray) -> np.ndarray:
         """``E[X - g | X > g]`` for lognormal ``X`` with the posterior parameters."""
         m, s2 = self.params(agent_type, prompt_tokens)
         s = np.sqrt(s2)
         g = np.maximum(np.asarray(generated, dtype=np.float64), 1e-9)
         lg = np.log(g)
-        # E[X | X > g] = exp(m + s2/2) * Phi((m + s2 - ln g)/s) / Phi((m - ln g)/s), in log space.
         cond = np.exp(m + s2 / 2.0 + log_ndtr((m + s2 - lg) / s) - log_ndtr((m - lg) / s))
         return np.maximum(cond - g, 0.0)
 
 
-@register_policy(
-    FAMILY,
-    "bayesian_sjf",
-    "bayesian",
-    "shortest expected remaining work first; online lognormal posterior per agent type and prompt bucket",
-)
+class _WorkPolicy(_AgentPolicy):
+    """Least (estimated) remaining work first at admission; at a KV preemption the victim with the most
+    remaining work, swapped or recomputed whichever is cheaper. ``remaining_s`` is what differs."""
+
+    def remaining_s(self, reqs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def decode_s(self) -> float:
+        return float(self.env.profile.decode_base[1])
+
+    def request_work_s(self, reqs: np.ndarray, remaining_out: np.ndarray) -> np.ndarray:
+        """Prefill still to do (profile) + remaining decode tokens at batch-1 decode time."""
+        env = self.env
+        qi = env.state.qi
+        todo = qi[reqs, QI_TARGET] - qi[reqs, QI_PREFILLED]
+        pre = np.array([env.profile.prefill_s(float(x)) if x > 0 else 0.0 for x in todo])
+        return pre + remaining_out * self.decode_s()
+
+    def admit(self, cands: np.ndarray) -> int:
+        return int(np.lexsort((cands, self.remaining_s(cands)))[0])
+
+    def kv_victim(self, victims: np.ndarray) -> tuple[int, bool]:
+        j = int(np.argmax(self.remaining_s(victims)))
+        return j, self.cheaper_is_swap(int(victims[j]))
+
+
+@register_policy(FAMILY, "bayesian_sjf", "bayesian",
+                 "shortest expected remaining request work first; online lognormal posterior per agent type and prompt bucket")  # fmt: skip
 class BayesianSJF(_WorkPolicy):
     """Shortest expected remaining work first under :class:`LogNormalPosterior`, learned online.
 
     The posterior persists across episodes of one policy object (it keeps learning) and is updated at
-    every decision from the requests that finished since the last one. It preempts at a slice end when
-    a waiting request's expected work plus the switch cost is below the running request's expected
-    remaining work.
+    every decision from the requests finished since the last one. At a KV preemption it evicts the
+    request with the most expected remaining work (swap or recompute, whichever is cheaper); it keeps
+    sequences at a slice end.
     """
 
     name = "bayesian_sjf"
-    preemptive = True
 
-    def __init__(self, preemptive: bool = True, **prior: Any) -> None:
+    def __init__(self, **prior: Any) -> None:
         self.posterior = LogNormalPosterior(**prior)
-        self.preemptive = bool(preemptive)
 
     def reset(self, env: gym.Env) -> None:
         super().reset(env)
-        self.seen = 0
+        self.seen = np.zeros(self.env.state.workload.n_requests, dtype=bool)
 
     def observe_finished(self) -> None:
         st = self.env.state
-        if st.n_done > self.seen:
-            done = st.done_order[self.seen : st.n_done]
+        done = (st.qi[:, QI_STATE] == 3) & ~self.seen
+        if done.any():
             wl = st.workload
-            self.posterior.observe(wl.agent_type[wl.req_agent[done]], wl.req_prompt_tokens[done], wl.req_output_tokens[done])
-            self.seen = st.n_done
+            idx = np.flatnonzero(done)
+            self.posterior.observe(wl.agent_type[wl.req_agent[idx]], wl.req_prompt_tokens[idx], wl.req_output_tokens[idx])
+            self.seen |= done
 
-    def remaining_decode_tokens(self, reqs: np.ndarray) -> np.ndarray:
+    def remaining_s(self, reqs: np.ndarray) -> np.ndarray:
         st = self.env.state
         wl = st.workload
-        return self.posterior.expected_remaining(
-            wl.agent_type[wl.req_agent[reqs]], wl.req_prompt_tokens[reqs], st.generated[reqs]
-        )
+        rem = self.posterior.expected_remaining(wl.agent_type[wl.req_agent[reqs]], wl.req_prompt_tokens[reqs], st.qi[reqs, QI_GENERATED])
+        return self.request_work_s(reqs, rem)
 
     def act(self, obs: Any, info: dict[str, Any]) -> int:
         self.observe_finished()
         return super().act(obs, info)
+
+
+@register_policy(FAMILY, "agent_srpt_oracle", "oracle",
+                 "ORACLE (best-known, not a bound): least remaining agent work first, true lengths and future steps")  # fmt: skip
+class AgentSRPTOracle(_WorkPolicy):
+    """Agent-level shortest remaining processing time with perfect knowledge (an oracle; best-known, not a
+    bound: the bound is the ``turnaround_lower_bound`` metric).
+
+    An agent's remaining work = its current request's remaining prefill and decode plus every later
+    request's prefill and decode (true lengths, batch-1 decode time). Admission: least remaining agent
+    work first. KV preemption: the victim whose agent has the most remaining work, swapped or recomputed
+    whichever is cheaper. Slice end: keep (preempting a batched sequence rarely frees a slot for a shorter
+    agent sooner than its own completion would).
+    """
+
+    name = "agent_srpt_oracle"
+
+    def reset(self, env: gym.Env) -> None:
+        super().reset(env)
+        wl = self.env.state.workload
+        pre = np.array([self.env.profile.prefill_s(float(p)) for p in wl.req_prompt_tokens])
+        self.full_work = pre + (wl.req_output_tokens - 1) * self.decode_s()
+        # Work of the agent's later steps: reverse cumulative sum within each agent, minus its own.
+        later = np.zeros(wl.n_requests)
+        for a in range(wl.n_agents):
+            f, n = int(wl.agent_first_req[a]), int(wl.agent_n_steps[a])
+            w = self.full_work[f : f + n]
+            later[f : f + n] = np.cumsum(w[::-1])[::-1] - w
+        self.later_work = later
+
+    def remaining_s(self, reqs: np.ndarray) -> np.ndarray:
+        st = self.env.state
+        rem_out = np.maximum(st.workload.req_output_tokens[reqs] - st.qi[reqs, QI_GENERATED], 0)
+        return self.request_work_s(reqs, rem_out) + self.later_work[reqs]

@@ -195,6 +195,10 @@ def build_board(task: Task, rows_by_policy: Mapping[str, list[Mapping[str, Any]]
         bound_per_inst = _mean_over_seeds(
             bound_rows, lambda r: (r.get("extra") or {}).get("bound", r["metric"])
         )
+    if task.bound_metric and task.aggregate == "mean":
+        # A proven bound recorded in every row (the same for every policy on an instance and seed).
+        bound_rows = rows_by_policy.get(task.reference) or next((r for r in rows_by_policy.values() if r), [])
+        bound_per_inst = _mean_over_seeds(bound_rows, lambda r: (r.get("metrics") or {}).get(task.bound_metric, float("nan")))
     for s in scores.values():
         if ref is not None:
             common = [i for i in s.per_instance if i in ref.per_instance]
@@ -303,7 +307,7 @@ def _value_cell(s: PolicyScore) -> str:
 
 def _task_rows(b: TaskBoard) -> tuple[list[str], list[list[str]]]:
     t = b.task
-    header = ["policy", "kind", t.metric_label, "seeds", "score vs " + t.reference, "gap to " + (t.bound or "bound"), "walltime s/episode", "date"]
+    header = ["policy", "kind", t.metric_label, "seeds", "score vs " + t.reference, "gap to " + (t.bound or t.bound_metric or "bound"), "walltime s/episode", "date"]
     rows = []
     for s in b.scores:
         name = s.policy + (" (reference)" if s.policy == t.reference else "") + (" (bound)" if s.policy == t.bound else "")
@@ -339,7 +343,7 @@ def _task_note(b: TaskBoard) -> str:
             f"(by mean `{t.constraint_order}`) and score 0."
         )
     if b.bound_value is not None:
-        note += f" Bound ({t.bound}): {_fmt(b.bound_value)}."
+        note += f" Bound ({t.bound or t.bound_metric}): {_fmt(b.bound_value)}."
     return note
 
 
@@ -401,7 +405,7 @@ def bar_chart(b: TaskBoard) -> str:
     colours = ["#d62728" if n == t.reference else "#7f7f7f" if n == t.bound else "#1f77b4" for n in names]
     ax.barh(names, vals, xerr=errs, color=colours, capsize=3)
     if b.bound_value is not None:
-        ax.axvline(b.bound_value, color="k", linestyle="--", linewidth=1, label=f"bound ({t.bound})")
+        ax.axvline(b.bound_value, color="k", linestyle="--", linewidth=1, label=f"bound ({t.bound or t.bound_metric})")
         ax.legend(loc="lower right", fontsize=8)
     if t.aggregate == "sweep" and t.sweep is not None:
         ax.axvline(t.sweep.provisioned_servers, color="k", linestyle=":", linewidth=1)

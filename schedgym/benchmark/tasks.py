@@ -65,6 +65,8 @@ class Task:
     metric_terms: tuple[str, ...] = ()
     aggregate: str = "mean"
     sweep: SweepRule | None = None
+    #: A proven bound read from every row's metrics (e.g. ``turnaround_lower_bound``) instead of a bound policy.
+    bound_metric: str | None = None
     #: A rule every episode must keep (a key of ``info["metrics"]`` that is 1.0 when kept, e.g. ``sla_met``):
     #: policies that keep it in every episode rank by the metric; the others rank after all of them, by
     #: ``constraint_order`` (mean over episodes, higher first), and their normalised score is 0.
@@ -107,7 +109,7 @@ _MINIMALLOC = tuple("ABCDEFGHIJK")
 _MM = "schedgym/MemoryMapping-v0"
 _GPU = "schedgym/GPUAutoscaling-v1"
 _PC = "schedgym/PowerCapping-v0"
-_AS = "schedgym/AgentScheduling-v0"
+_AS = "schedgym/AgentScheduling-v1"
 
 
 def _memory_tasks(tier: str) -> list[Task]:
@@ -240,24 +242,42 @@ def _power_tasks(tier: str) -> list[Task]:
 def _agent_tasks(tier: str) -> list[Task]:
     quick = tier == "quick"
     common = {"n_agents": 40 if quick else 100}
+    seeds = (0, 1, 2) if quick else (0, 1, 2, 3, 4)
+    suffix = "-quick" if quick else ""
     return [
         Task(
-            name="agents-bursty-steady" + ("-quick" if quick else ""),
-            version=1,
+            name="agents-bursty-steady" + suffix,
+            version=2,
             tier=tier,
             env_id=_AS,
-            description="LLM agents on 2 batched cores: bursty arrivals (Azure code trace times) and steady Poisson arrivals",
+            description="LLM agents on 2 TP2 llama2-70b cores whose KV cache binds: bursty arrivals (Azure code trace "
+            "times) and steady Poisson arrivals; mean agent turnaround (s)",
             env_kwargs=common,
             instances=(
                 TaskInstance("bursty", {"workload": "azure-code"}),
                 TaskInstance("steady", {"workload": "poisson"}),
             ),
-            seeds=(0, 1, 2) if quick else (0, 1, 2, 3, 4),
+            seeds=seeds,
             metric="turnaround_mean",
             direction="min",
             reference="fifo",
-            bound="srpt_oracle",
-        )
+            bound_metric="turnaround_lower_bound",
+        ),
+        Task(
+            name="agents-tenants-fairness" + suffix,
+            version=1,
+            tier=tier,
+            env_id=_AS,
+            description="four tenants share the cores, one heavy (half the agents, coder contexts); VTC's measure: the "
+            "largest difference of service (input + 2 x output tokens) received in a 20 s window by two tenants "
+            "backlogged throughout it",
+            env_kwargs=common,
+            instances=(TaskInstance("tenants", {"workload": "tenants"}),),
+            seeds=seeds,
+            metric="service_diff_max",
+            direction="min",
+            reference="fifo",
+        ),
     ]
 
 

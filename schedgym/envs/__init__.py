@@ -33,10 +33,10 @@ class EnvEntry:
 
 ENV_ENTRIES: tuple[EnvEntry, ...] = (
     EnvEntry(
-        id="schedgym/AgentScheduling-v0",
+        id="schedgym/AgentScheduling-v1",
         entry_point="schedgym.envs.agent_scheduling.env:AgentSchedulingEnv",
-        description="Schedule LLM agents' requests onto continuously batched LLM cores with time slices (AIOS; VTC).",
-        test_kwargs={"n_agents": 12, "agent_rate": 0.1, "n_cores": 1, "max_batch": 4, "time_slice_s": 0.5},
+        description="Schedule LLM agents' requests onto LLM cores whose KV cache binds: admission, swap vs recompute, slices (AIOS; FastSwitch; VTC).",
+        test_kwargs={"n_agents": 12, "agent_rate": 0.2, "n_cores": 1, "time_slice_s": 0.5},
     ),
     EnvEntry(
         id="schedgym/MemoryMapping-v0",

@@ -1,251 +1,286 @@
-"""AgentScheduling-v0: schedule the LLM requests of many concurrent LLM agents onto a few LLM cores.
+"""AgentScheduling-v1: schedule the LLM requests of many concurrent LLM agents onto LLM cores whose KV cache
+binds, on the models of the shared LLM-serving core (``schedgym.sim.serving``).
 
 Grounded in AIOS (Mei et al., "AIOS: LLM Agent Operating System", 2024: FIFO and round-robin LLM
-schedulers with context snapshots), FastSwitch (Shen et al., 2024: the cost of context switches for
-fairness) and VTC (Sheng et al., "Fairness in Serving Large Language Models", OSDI 2024).
-
-The event loop and the observation are compiled with numba (``kernel.py``, cached on first use);
-decisions (admit, preempt) are applied here in Python.
+schedulers with 1 s slices and context snapshots), FastSwitch (Shen et al., 2024: the cost of context
+switches, KV swap vs recompute) and VTC (Sheng et al., "Fairness in Serving Large Language Models",
+OSDI 2024). Dynamics in ``dynamics.py`` (numba), the lower bound in ``bounds.py``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from schedgym.envs.agent_scheduling import kernel
+from schedgym.envs.agent_scheduling import dynamics as dyn
+from schedgym.envs.agent_scheduling.bounds import agent_lower_bounds_s, bound_constants
 from schedgym.envs.agent_scheduling.types import (
     ADMIT,
+    CF_BUSY_S,
+    CF_KV_BLOCK_S,
+    CI_FREE,
+    CI_NEED_COMPOSE,
     DONE,
+    GF_AGENT_S,
+    GF_CLOCK,
+    GF_NEXT_SUBMIT,
+    GF_REWARD,
+    GF_SWAP_S,
+    GI_CORE,
+    GI_KIND,
+    GI_N_AGENTS_ARRIVED,
+    GI_N_AGENTS_DONE,
+    GI_N_DECISIONS,
+    GI_N_DONE,
+    GI_N_KV_CONSTRAINED,
+    GI_N_KV_PREEMPT,
+    GI_N_RECOMPUTES,
+    GI_N_SLICE_PREEMPT,
+    GI_N_SWAPS,
+    GI_RECOMPUTE_TOKENS,
+    N_CF,
+    N_CI,
+    N_GF,
+    N_GI,
+    N_QF,
+    N_QI,
     NO_DECISION,
     PENDING,
-    RUNNING,
+    PREEMPT,
+    QF_ENQ,
+    QF_FINISH,
+    QF_FIRST,
+    QF_READY,
+    QF_RUN_START,
+    QF_WAITED,
+    QI_CORE,
+    QI_STATE,
+    QI_TARGET,
     SLICE_END,
     WAITING,
     AgentSchedState,
 )
-from schedgym.envs.agent_scheduling.workload import (
-    AGENT_TYPES,
-    TYPE_NAMES,
-    generate_workload,
-)
+from schedgym.envs.agent_scheduling.workload import TYPE_NAMES, _mix_probabilities, generate_workload
 from schedgym.envs.core.base import SchedEnv
-from schedgym.envs.core.perf_profile import load_perf_profile
-from schedgym.envs.core.traces import (
-    check_workload,
-    load_workload_trace,
-    scale_rate,
-)
+from schedgym.envs.core.traces import check_workload, load_workload_trace, scale_rate
 from schedgym.envs.core.validation import check_choice, check_float, check_int
+from schedgym.sim.serving import ServingParams, build_profile
 
-__all__ = ["AgentSchedulingEnv", "REQUEST_FEATURES"]
+__all__ = ["AgentSchedulingEnv", "OBS_CLIP", "REWARD_SCALE_S"]
 
-#: Per-request observation features (one row per visible waiting request, and one for the running
-#: request at a slice end).
-REQUEST_FEATURES: tuple[str, ...] = (
-    "present",
-    "waiting_s/10",
-    "prompt_tokens/1000",
-    "generated_tokens/1000",
-    "agent_step/10",
-    "times_preempted",
-    "agent_service_tokens/1e4",
-) + tuple(f"type={n}" for n in TYPE_NAMES)
-_F = len(REQUEST_FEATURES)
-_OBS_HIGH = 1e6  # observation bound (features are scaled to O(1); clipped in pathological cases)
+#: Observations are clipped to [-OBS_CLIP, OBS_CLIP] after scaling (docstring table).
+OBS_CLIP = 10.0
+#: Reward unit: one agent in the system for 100 s costs -1.
+REWARD_SCALE_S = 100.0
+_REQ_F = 10 + len(TYPE_NAMES)
+_VICTIM_F = 7
 
 
 class AgentSchedulingEnv(SchedEnv):
-    """Schedule LLM agents' requests onto ``n_cores`` continuously batched LLM cores.
+    """Schedule LLM agents' requests onto ``n_cores`` continuously batched LLM cores whose KV cache binds.
 
     ## Description
 
     LLM agents (ReAct, Reflexion, plan-and-execute, coding agents) arrive over time and alternate LLM
-    requests with tool calls; each agent's context grows with every step. A scheduler in front of the
-    LLM cores (as in AIOS) decides which waiting request takes a free batch slot, and, at the end of a
-    running request's time slice, whether to keep it or preempt it for a waiting one. Each core serves
-    up to ``max_batch`` requests at once with a KV-cache budget of ``kv_capacity_tokens``; a request
-    reserves ``min(prompt + max_output_tokens, max_context_tokens)`` KV tokens while it runs (a
-    max-length reservation, so admission never depends on the hidden true output length).
+    requests with tool calls. An agent's context grows: the prompt of each call is its system prompt plus
+    the history and tool outputs so far (``workload.py``). A scheduler in front of the LLM cores (as in
+    AIOS) decides which waiting request a core admits next and, when a core's KV cache is full, which
+    context to keep, which to swap to host memory and which to drop and recompute later (AIOS's context
+    snapshot / FastSwitch's trade-off).
 
-    Timing comes from the SplitwiseSim profile table (``schedgym/data/splitwise_sim_perf_model``,
-    MIT; Patel et al., ISCA 2024), rows ``model, hardware, tensor_parallel`` (default llama2-70b,
-    a100-80gb, TP 8): prefill time from the batch-1 prompt sweep (``batch_size=1, token_size=128,
-    prompt_size=128..8192``, column ``prompt_time``), decode iteration time from the batch sweep
-    (``prompt_size=512, token_size=128, batch_size=1..64``, column ``token_time``), medians of the 5
-    repetitions, interpolated. A request's prefill stalls its core's decoding (vLLM's default
-    prefill-first schedule) and produces its first token; each decode iteration then gives every running
-    request one token and lasts ``decode_step(batch)``. Decode time does not grow with context length
-    (the table has no such sweep).
-
-    The env is event-driven: a step jumps simulated time to the next decision point, which is a free
-    slot with a waiting request that fits, or the end of a running request's time slice
-    (``time_slice_s``; 0 = no preemption) while requests are waiting. A preempted request returns to
-    the back of the queue; resuming it costs a context switch that stalls its core: ``"swap"`` moves
-    its KV cache back (``context_tokens * swap_s_per_token``) or ``"recompute"`` re-runs the prefill of
-    its whole context.
+    Each core is a replica of the shared serving core's model (``schedgym.sim.serving``): llama2-70b on
+    ``tensor_parallel`` A100-80GB GPUs, iteration-level batching with chunked prefill, a paged KV cache of
+    ``(TP x 80 GB x 0.9 - 138 GB) / 327,680 B`` per token (18,310 tokens on TP2), iteration latencies
+    from the SplitwiseSim profile (decode time grows with batch size and with the context in the batch),
+    swap copies at ``swap_bandwidth_gbs`` (PCIe 4.0 x16). ``dynamics.py`` states the rules.
 
     ## Action Space
 
-    ``Discrete(K + 1)`` with ``K = n_visible``: action ``k < K`` runs the k-th of the first K waiting
-    requests (canonical order: time it entered the queue, i.e. submission or preemption, then id) on
-    the free slot (at a slice end: in place of the expiring request, which is preempted); action ``K``
-    keeps the expiring request running for another slice.
+    ``Discrete(2K + 1)``, ``K = n_visible``. What an action means depends on the decision kind:
+
+    | decision | ``k < K`` | ``K <= k < 2K`` | ``2K`` |
+    |---|---|---|---|
+    | admission (a core can admit) | admit the k-th offered waiting request | illegal | admit none now (only if the core runs something) |
+    | KV preemption (a running sequence needs a block, none is free) | swap the k-th victim's KV to host memory | drop the (k-K)-th victim's KV, recompute it later | illegal |
+    | slice end (``time_slice_s``; requests wait) | 0: swap the expiring sequence out | K: drop it, recompute later | keep it (a new slice starts) |
+
+    Offered waiting requests (``K`` at most): the oldest waiting request of every backlogged tenant (queue
+    order = time it entered the queue, then id), then the oldest remaining ones. Victims: the core's
+    running sequences, newest first (the expiring one at a slice end).
 
     ## Action Mask
 
-    At a free-slot decision, ``k`` is legal iff the k-th visible request exists and fits the core's
-    free KV; ``K`` is illegal. At a slice end, ``K`` is legal and ``k`` iff the request fits once the
-    expiring one's KV is released. After the episode ends only ``K`` is legal. Invalid actions are
-    replaced by the default action (first legal waiting request at a free slot, ``K`` at a slice end)
-    with ``invalid_action_penalty``.
+    ``info["action_mask"]`` / ``action_masks()``: at an admission, ``k`` is legal iff the k-th offered
+    request fits the core's free KV blocks (and, for a prefill, token budget is left) and ``2K`` iff the
+    core runs something; at a KV preemption, ``k`` and ``K + k`` for every victim; at a slice end, ``0``,
+    ``K`` and ``2K``. Once the episode is over only ``2K`` is legal. An invalid action is replaced by the
+    default one (the first legal offered request; recompute the newest victim, vLLM's choice; keep at a
+    slice end) and costs ``invalid_action_penalty``.
 
     ## Observation Space
 
-    A flat ``Box(0, 1e6, float32)`` of size ``K*F + 2 + F + 3*n_cores + 4`` with ``F = 11``:
+    A flat ``Box(-10, 10, float32)`` of size ``K * (10 + 4) + 7 K + 3 + 4 C + 4`` (``C = n_cores``); every
+    feature is scaled by the constant shown and clipped to [-10, 10]:
 
-    | index | meaning |
+    | slice | meaning (scale) |
     |---|---|
-    | ``[0, K*F)`` | the K visible waiting requests, F features each (zeros when absent): present, waiting time since entering the queue / 10 s, prompt tokens / 1000, generated tokens / 1000, agent step index / 10, times preempted, the agent's VTC service so far / 1e4 tokens, agent-type one-hot (react, reflexion, plan_execute, coder) |
-    | ``K*F``, ``K*F+1`` | decision kind one-hot: free slot, slice end |
-    | ``[K*F+2, K*F+2+F)`` | the expiring running request at a slice end (same F features), else zeros |
-    | next ``3*n_cores`` | per core: running slots / max_batch, reserved KV / kv_capacity_tokens, remaining prefill/switch stall in s |
-    | last 4 | waiting requests beyond K / 10, clock / max_sim_s, agents in the system / 10, waiting requests / 10 |
+    | ``[0, 14K)`` | per offered waiting request: present, waiting time (/10 s), context to prefill (/1000 tokens), tokens generated (/1000), agent step (/10), times preempted, swapped (KV on host), blocks needed / free blocks of the deciding core, its tenant's VTC service (/1e5 tokens), its tenant's waiting requests (/10), agent-type one-hot (react, reflexion, plan_execute, coder) |
+    | next ``7K`` | per victim: present, KV tokens (/1000), generated (/1000), time since its run started (/10 s), swap cost out + in (s), recompute cost (s, profile prefill of prompt + generated), agent step (/10) |
+    | next 3 | decision kind one-hot: admission, KV preemption, slice end |
+    | next ``4C`` | per core: is the deciding core, running / max_num_seqs, KV used fraction, time to its iteration's end (s) |
+    | last 4 | waiting beyond K (/10), clock / max_sim_s, agents in the system (/10), waiting requests (/10) |
 
-    No true output length appears in the observation.
+    No true output length, remaining step count or tool duration appears in the observation.
 
     ## Rewards
 
-    ``-(waiting requests + unfinished arrived agents) * elapsed_s / (n_cores * max_batch)`` summed over
-    the simulated time a step covers: by Little's law its episode sum is minus the total request
-    waiting time plus the total agent turnaround time, scaled. With ``fairness_weight > 0`` the step
-    also gets ``-fairness_weight * elapsed_s * gap / (1e4 * n_cores * max_batch)`` where ``gap`` is the
-    largest difference of VTC service (input + 2 x output tokens served) between agents that have a
-    request waiting (the quantity VTC bounds).
+    ``-(agents arrived and not finished) x elapsed_s / 100`` over the simulated time a step covers, so the
+    episode return is minus the total agent turnaround / 100 s (Little's law): maximising it minimises
+    mean turnaround.
 
     ## Starting State
 
-    ``reset(seed)`` draws the agents (arrival times, types, steps, request lengths, tools, see
-    ``workload.py``) and runs the simulation up to the first decision.
+    ``reset(seed)`` draws the agents (arrivals, types, steps, request lengths, tools; ``workload.py``) and
+    runs to the first decision.
 
     ## Episode End
 
-    Terminated when every agent has finished. Truncated when the simulated clock reaches
-    ``max_sim_s``; unfinished requests and agents are then counted in the metrics.
+    Terminated when every agent has finished. Truncated when the clock reaches ``max_sim_s``; unfinished
+    requests and agents are then counted in the metrics (turnaround and wait are over finished ones).
 
     ## Arguments
 
     | parameter | type | default | meaning |
     |---|---|---|---|
-    | workload | str | ``"poisson"`` | agent arrivals: ``"poisson"`` at ``agent_rate``, ``"azure-code"``/``"azure-conv"`` (Azure 2023 trace arrival times, one agent per row, thinned by ``rate_scale``) or ``"trace:<path>"`` (CSV/JSONL) |
-    | agent_rate | float | 0.16 | agents per second for ``"poisson"`` |
-    | rate_scale | float | 0.06 | thinning/replication of a trace's arrivals (0.06 x azure-code's 2.57 req/s = 0.15 agents/s, in bursts) |
-    | trace_columns, trace_time_unit | dict, str | Azure names, ``"datetime"`` | columns/time unit of ``trace:`` files |
-    | n_agents | int | 100 | agents per episode (at most the trace's rows) |
-    | agent_mix | dict or None | uniform | weights over agent types |
-    | n_cores | int | 2 | LLM cores (serving instances) |
-    | max_batch | int | 4 | batch slots per core |
-    | kv_capacity_tokens | int | 65536 | KV budget per core (about 20 GiB of llama2-70b fp16 KV at 320 KiB/token: a deliberately tight cache so admission is sometimes memory-bound) |
-    | model, hardware, tensor_parallel | str, str, int | llama2-70b, a100-80gb, 8 | SplitwiseSim profile rows |
-    | time_slice_s | float | 1.0 | slice length (AIOS default); 0 = no preemption |
-    | context_switch | str | ``"swap"`` | ``"swap"`` or ``"recompute"`` |
-    | swap_s_per_token | float | 2e-5 | swap time per context token (~16 GB/s effective for 320 KiB/token; FastSwitch reports block-granular swaps far below PCIe peak) |
-    | n_visible | int | 8 | K, waiting requests visible to the agent |
-    | max_context_tokens, max_output_tokens | int | 8192, 2048 | context cap (prompts truncated) and output cap |
-    | slo_ttft_s | float | 2.0 | TTFT objective for ``slo_attainment`` |
-    | fairness_weight | float | 0.0 | weight of the fairness term in the reward |
-    | max_sim_s | float | 7200 | simulated-time limit of an episode |
+    | workload | str | ``"poisson"`` | ``"poisson"`` (agents at ``agent_rate``), ``"tenants"`` (four tenants, one heavy; fairness), ``"azure-code"`` / ``"azure-conv"`` (Azure 2023 arrival times, thinned by ``rate_scale``, each row one agent whose first request has the row's lengths) or ``"trace:<path>"`` |
+    | agent_rate | float | 0.1 | agents per second (``poisson``, ``tenants``) |
+    | rate_scale | float | 0.04 | thinning of a trace's arrivals (0.04 x azure-code's 2.57 req/s = 0.1 agents/s, in bursts) |
+    | trace_columns, trace_time_unit | dict, str | Azure names, ``"datetime"`` | columns / time unit of ``trace:`` files |
+    | n_agents | int | 100 | agents per episode (at most a trace's rows) |
+    | agent_mix | dict or None | uniform | weights over agent types (not with ``tenants``) |
+    | n_cores | int | 2 | LLM cores (replicas) |
+    | tensor_parallel | int | 2 | GPUs per core: 2 leaves 18,310 KV tokens per core (binds), 4 leaves 457,763 (never binds) |
+    | model, hardware | str | llama2-70b, a100-80gb | SplitwiseSim profile rows |
+    | max_num_seqs | int | 16 | running sequences per core |
+    | max_num_batched_tokens | int | 2048 | token budget per iteration (chunked prefill) |
+    | swap_bandwidth_gbs | float | 25 | host <-> GPU copy bandwidth for swaps (PCIe 4.0 x16 in practice) |
+    | time_slice_s | float | 1.0 | AIOS round-robin slice; 0 = no slice-end decisions |
+    | n_visible | int | 8 | K |
+    | max_context_tokens, max_output_tokens | int | 8192, 2048 | context cap (history truncated) and output cap; must fit one core's KV |
+    | fairness_window_s | float | 20 | window of the fairness metrics |
+    | max_sim_s | float | 7200 | simulated-time limit |
 
-    Defaults: 100 agents at 0.16 agents/s on 2 cores x 4 slots keep the batch slots about 80 % busy under
-    FIFO over an episode (``slot_utilisation`` 0.81 on seed 0; 0.76 at 0.15 agents/s, 0.50 at 0.10).
-    See ``benchmarks/table_agent_scheduling.py``.
+    **Defaults chosen so that scheduling matters** (``benchmarks/table_agent_scheduling.py``; test
+    ``test_defaults_make_waiting_and_kv_matter``): TP2 leaves a KV pool of ~18k tokens per core, two to
+    six agent contexts of 2k-8k tokens, so the cache binds; 2 cores and 0.1 agents/s keep them loaded, so
+    under FIFO agents spend >= 40 % of their turnaround waiting and >= 10 % of decisions are
+    KV-constrained.
 
-    ``gym.make("schedgym/AgentScheduling-v0", n_cores=1, max_batch=4, agent_rate=0.05, time_slice_s=0.5)``
+    ``gym.make("schedgym/AgentScheduling-v1", n_agents=20, workload="tenants")``
 
     ## Info / Metrics
 
-    ``info["action_mask"]`` every step; ``info["metrics"]`` at the end: ``turnaround_mean/p90/p99``
-    (per completed agent, s), ``wait_mean/p90/p99`` (per completed request, total time queued, s),
-    ``ttft_p50/p99`` (s), ``slo_attainment`` (arrived requests with TTFT <= slo_ttft_s),
-    ``throughput_agents_per_min``, ``jain_fairness`` (Jain's index over completed agents of
-    isolated_time / turnaround, isolated_time = the agent alone on an idle core), ``switch_overhead_s``,
-    ``context_switches``, ``slot_utilisation``, ``sim_time_s``, ``requests_arrived/completed/unfinished``,
-    ``agents_arrived/completed/unfinished``.
+    ``info["action_mask"]`` and ``info["decision"]`` (``admit``, ``kv_preempt``, ``slice_end``, ``none``)
+    every step. ``info["metrics"]`` at the end:
+
+    - ``turnaround_mean/p90/p99`` (per finished agent, s); ``turnaround_lower_bound`` (mean of the proven
+      per-agent bound of ``bounds.py`` over all agents of the episode; every policy's ``turnaround_mean``
+      is >= it when every agent finishes);
+    - ``wait_mean/p90/p99`` (per finished request, total time queued, s); ``wait_share`` (queued time of the
+      finished agents' requests / their total turnaround); ``ttft_p50/p99``;
+    - ``kv_constrained_frac`` (decisions at which KV bound: a KV preemption, or an offered request that
+      did not fit the free KV), ``decisions``;
+    - ``preemptions`` (KV + slice), ``kv_preemptions``, ``slice_preemptions``, ``swaps``, ``recomputes``,
+      ``swap_s`` (copy time), ``recompute_tokens`` (prefill work thrown away);
+    - fairness over tenants, in windows of ``fairness_window_s``: ``service_diff_max`` (largest difference
+      of VTC service, input + 2 x output tokens, received within one window by two tenants backlogged
+      throughout it: VTC's own measure), ``jain_index`` (Jain's index of those tenants' window service,
+      averaged over windows; 1.0 when no window has two), ``tenant{i}_service`` (total service per tenant);
+    - ``throughput_agents_per_min``, ``core_busy_frac``, ``kv_used_frac`` (time-average of used blocks),
+      ``sim_time_s``, ``requests_arrived/completed/unfinished``, ``agents_arrived/completed/unfinished``.
 
     ## Version History
 
-    * v0: initial version.
+    * v1: rebuilt on the serving core's models: KV that binds (TP2), contexts that grow, scheduler-chosen
+      admission and swap/recompute preemption, decode slowing with batch and context, proven
+      ``turnaround_lower_bound``, tenants and fairness metrics.
+    * v0: 8 independent slots with a KV reservation that never bound (removed).
     """
 
     def __init__(
         self,
         workload: str = "poisson",
-        agent_rate: float = 0.16,
-        rate_scale: float = 0.06,
+        agent_rate: float = 0.2,
+        rate_scale: float = 0.08,
         trace_columns: dict[str, str] | None = None,
         trace_time_unit: str = "datetime",
         n_agents: int = 100,
         agent_mix: dict[str, float] | None = None,
         n_cores: int = 2,
-        max_batch: int = 4,
-        kv_capacity_tokens: int = 65536,
+        tensor_parallel: int = 2,
         model: str = "llama2-70b",
         hardware: str = "a100-80gb",
-        tensor_parallel: int = 8,
+        max_num_seqs: int = 16,
+        max_num_batched_tokens: int = 2048,
+        swap_bandwidth_gbs: float = 25.0,
         time_slice_s: float = 1.0,
-        context_switch: str = "swap",
-        swap_s_per_token: float = 2e-5,
         n_visible: int = 8,
         max_context_tokens: int = 8192,
         max_output_tokens: int = 2048,
-        slo_ttft_s: float = 2.0,
-        fairness_weight: float = 0.0,
+        fairness_window_s: float = 20.0,
         max_sim_s: float = 7200.0,
         invalid_action_penalty: float = 0.0,
         render_mode: str | None = None,
     ) -> None:
         super().__init__(invalid_action_penalty=invalid_action_penalty, render_mode=render_mode)
-        check_workload(workload, generated=("poisson",))
+        check_workload(workload, generated=("poisson", "tenants"))
         self.workload_name = workload
         self.agent_rate = check_float("agent_rate", agent_rate, low=0.0, low_inclusive=False)
         self.rate_scale = check_float("rate_scale", rate_scale, low=0.0, low_inclusive=False)
         self.n_agents = check_int("n_agents", n_agents, low=1, high=1_000_000)
         self.agent_mix = agent_mix
-        from schedgym.envs.agent_scheduling.workload import _mix_probabilities
-
         _mix_probabilities(agent_mix)  # validates
-        self.n_cores = check_int("n_cores", n_cores, low=1, high=1024)
-        self.max_batch = check_int("max_batch", max_batch, low=1, high=1024)
-        self.max_context_tokens = check_int("max_context_tokens", max_context_tokens, low=2, high=1 << 24)
-        self.max_output_tokens = check_int("max_output_tokens", max_output_tokens, low=1, high=self.max_context_tokens - 1)
-        self.kv_capacity_tokens = check_int(
-            "kv_capacity_tokens", kv_capacity_tokens, low=self.max_context_tokens, high=1 << 40
+        if workload == "tenants" and agent_mix is not None:
+            raise ValueError("agent_mix cannot be combined with workload='tenants' (each tenant has its agent type)")
+        self.n_cores = check_int("n_cores", n_cores, low=1, high=256)
+        self.params = ServingParams.make(
+            model=model,
+            hardware=hardware,
+            tensor_parallel=check_int("tensor_parallel", tensor_parallel, low=1),
+            max_num_seqs=check_int("max_num_seqs", max_num_seqs, low=1, high=256),
+            max_num_batched_tokens=max_num_batched_tokens,
+            swap_bandwidth_gbs=swap_bandwidth_gbs,
         )
-        self.time_slice_s = check_float("time_slice_s", time_slice_s, low=0.0)
-        self.context_switch = check_choice("context_switch", context_switch, ("swap", "recompute"))
-        self.swap_s_per_token = check_float("swap_s_per_token", swap_s_per_token, low=0.0)
-        self.n_visible = check_int("n_visible", n_visible, low=1, high=4096)
-        self.slo_ttft_s = check_float("slo_ttft_s", slo_ttft_s, low=0.0, low_inclusive=False)
-        self.fairness_weight = check_float("fairness_weight", fairness_weight, low=0.0)
-        self.max_sim_s = check_float("max_sim_s", max_sim_s, low=0.0, low_inclusive=False)
-        tensor_parallel = check_int("tensor_parallel", tensor_parallel, low=1)
-        self.profile = load_perf_profile(model, hardware, tensor_parallel)
-        # Arrival trace: loaded once (immutable); thinning happens per episode with the episode's RNG.
+        self.max_num_seqs = self.params.max_num_seqs
+        self.time_slice_s = check_float("time_slice_s", time_slice_s, low=0.0, high=1e6)
+        self.n_visible = check_int("n_visible", n_visible, low=1, high=1024)
+        self.max_context_tokens = check_int("max_context_tokens", max_context_tokens, low=2, high=1 << 24)
+        if self.max_context_tokens > self.params.max_request_tokens():
+            raise ValueError(
+                f"max_context_tokens={self.max_context_tokens} exceeds one core's KV pool "
+                f"({self.params.max_request_tokens()} tokens at tensor_parallel={self.params.tensor_parallel}): "
+                "a request that long could never run"
+            )
+        self.max_output_tokens = check_int("max_output_tokens", max_output_tokens, low=1, high=self.max_context_tokens - 1)
+        self.fairness_window_s = check_float("fairness_window_s", fairness_window_s, low=0.0, low_inclusive=False)
+        self.max_sim_s = check_float("max_sim_s", max_sim_s, low=0.0, low_inclusive=False, high=1e7)
+        self.profile = build_profile(self.params)
+        self.bound_consts = bound_constants(self.params, self.profile)
         self._trace = None
-        if workload != "poisson":
+        if workload not in ("poisson", "tenants"):
             self._trace = load_workload_trace(workload, trace_columns, trace_time_unit)
-        # decode_step_s[b] = one decode iteration with b running requests (b = 0 unused).
-        self._decode_step_s = self.profile.decode_step_time_s(np.arange(self.max_batch + 1)).astype(np.float64)
-        self._reward_norm = float(self.n_cores * self.max_batch)
-        self._record_history = render_mode is not None
-
+        self._record = render_mode is not None
         k = self.n_visible
-        self.action_space = gym.spaces.Discrete(k + 1)
-        self.obs_size = k * _F + 2 + _F + 3 * self.n_cores + 4
-        self.observation_space = gym.spaces.Box(0.0, _OBS_HIGH, shape=(self.obs_size,), dtype=np.float32)
+        self._p = np.array([self.params.block_tokens, self.params.kv_blocks, self.max_num_seqs,
+                            self.params.max_num_batched_tokens, k], dtype=np.int64)  # fmt: skip
+        self._pf = np.array([self.params.swap_s_per_block, self.time_slice_s, self.max_sim_s, REWARD_SCALE_S,
+                             self.fairness_window_s])  # fmt: skip
+        self._prof = self.profile.arrays
+        self.action_space = gym.spaces.Discrete(2 * k + 1)
+        self.obs_size = k * _REQ_F + k * _VICTIM_F + 3 + 4 * self.n_cores + 4
+        self.observation_space = gym.spaces.Box(-OBS_CLIP, OBS_CLIP, shape=(self.obs_size,), dtype=np.float32)
 
     # ------------------------------------------------------------------ episode setup
     def _reset(self, options: dict[str, Any] | None) -> None:
@@ -259,197 +294,150 @@ class AgentSchedulingEnv(SchedEnv):
             agent_mix=self.agent_mix,
             max_context_tokens=self.max_context_tokens,
             max_output_tokens=self.max_output_tokens,
+            tenants=self.workload_name == "tenants",
         )
-        n, a = wl.n_requests, wl.n_agents
-        ready = np.full(n, np.inf)
-        ready[wl.agent_first_req] = wl.agent_arrival_s
+        n, a, c, k = wl.n_requests, wl.n_agents, self.n_cores, self.n_visible
+        wq = np.zeros((n, dyn.N_W), dtype=np.int64)
+        wq[:, dyn.W_AGENT] = wl.req_agent
+        wq[:, dyn.W_STEP] = wl.req_step
+        wq[:, dyn.W_PROMPT] = wl.req_prompt_tokens
+        wq[:, dyn.W_OUTPUT] = wl.req_output_tokens
+        wq[:, dyn.W_TENANT] = wl.agent_tenant[wl.req_agent]
+        wq[:, dyn.W_LAST] = wl.req_tool < 0
+        wq[:, dyn.W_TYPE] = wl.agent_type[wl.req_agent]
+        wq.setflags(write=False)
+        self._wq = wq
+        qi = np.zeros((n, N_QI), dtype=np.int64)
+        qi[:, QI_CORE] = -1
+        qi[:, QI_TARGET] = wl.req_prompt_tokens
+        qf = np.full((n, N_QF), -1.0)
+        qf[:, QF_READY] = np.inf
+        qf[wl.agent_first_req, QF_READY] = wl.agent_arrival_s
+        qf[:, QF_WAITED] = 0.0
+        ci = np.zeros((c, N_CI), dtype=np.int64)
+        ci[:, CI_FREE] = self.params.kv_blocks
+        gf = np.zeros(N_GF)
+        gf[GF_NEXT_SUBMIT] = float(wl.agent_arrival_s.min()) if a else np.inf
+        n_win = int(np.ceil(self.max_sim_s / self.fairness_window_s)) + 1
         self.state = AgentSchedState(
             workload=wl,
-            clock_s=0.0,
-            status=np.zeros(n, dtype=np.int8),
-            ready_s=ready,
-            enqueue_s=np.full(n, np.inf),
-            generated=np.zeros(n),
-            waited_s=np.zeros(n),
-            first_token_s=np.full(n, np.nan),
-            finish_s=np.full(n, np.nan),
-            n_preempted=np.zeros(n, dtype=np.int32),
-            slice_end_s=np.full(n, np.inf),
-            run_start_s=np.full(n, np.nan),
-            kv_reserved=np.zeros(n, dtype=np.int64),
-            reservation=np.minimum(wl.req_prompt_tokens + self.max_output_tokens, self.max_context_tokens),
-            req_core=np.full(n, -1, dtype=np.int64),
-            req_slot=np.full(n, -1, dtype=np.int64),
-            last_core=np.full(n, -1, dtype=np.int64),
-            last_slot=np.full(n, -1, dtype=np.int64),
-            pending_ready_s=ready.copy(),
-            agent_service=np.zeros(a),
-            agent_finish_s=np.full(a, np.nan),
-            slot_req=np.full((self.n_cores, self.max_batch), -1, dtype=np.int64),
-            core_ready_s=np.zeros(self.n_cores),
-            core_kv_tokens=np.zeros(self.n_cores, dtype=np.int64),
-            decision_kind=NO_DECISION,
-            decision_core=-1,
-            decision_req=-1,
-            visible=np.full(self.n_visible, -1, dtype=np.int64),
-            n_waiting=0,
-            mask=np.zeros(self.n_visible + 1, dtype=bool),
-            done_order=np.full(n, -1, dtype=np.int64),
+            qi=qi,
+            qf=qf,
+            ci=ci,
+            cf=np.zeros((c, N_CF)),
+            running=np.full((c, self.max_num_seqs), -1, dtype=np.int64),
+            sched=np.zeros((c, self.max_num_seqs), dtype=np.int64),
+            visible=np.full(k, -1, dtype=np.int64),
+            victims=np.full(k, -1, dtype=np.int64),
+            mask=np.zeros(2 * k + 1, dtype=bool),
+            gi=np.zeros(N_GI, dtype=np.int64),
+            gf=gf,
+            agent_finish_s=np.full(a, -1.0),
+            tenant_waiting=np.zeros(wl.n_tenants, dtype=np.int64),
+            tenant_service=np.zeros(wl.n_tenants),
+            win_service=np.zeros((n_win, wl.n_tenants)),
+            win_backlog_s=np.zeros((n_win, wl.n_tenants)),
         )
         self._advance()
-
-    def reservation_tokens(self, req: np.ndarray | int) -> np.ndarray:
-        """KV tokens a request reserves while running: its prompt plus the output cap, within the context cap."""
-        return self.state.reservation[req]
-
-    def prefill_time_s(self, tokens: np.ndarray | float) -> np.ndarray:
-        return self.profile.prefill_time_s(tokens)
-
-    def switch_cost_s(self, req: int) -> float:
-        """Time to resume a preempted request: swap its KV back in, or recompute its context."""
-        st = self.state
-        context = float(st.workload.req_prompt_tokens[req] + math.floor(st.generated[req]))
-        if self.context_switch == "swap":
-            return context * self.swap_s_per_token
-        return float(self.prefill_time_s(context))
 
     # ------------------------------------------------------------------ decisions
     def _apply(self, action: int) -> tuple[float, bool, bool, dict[str, Any]]:
         st = self.state
-        k = self.n_visible
-        if st.decision_kind == ADMIT:
-            core = st.decision_core
-            slot = int(np.flatnonzero(st.slot_req[core] < 0)[0])
-            self._admit(int(st.visible[action]), core, slot)
-        elif st.decision_kind == SLICE_END:
-            r = st.decision_req
-            if action == k:
-                st.slice_end_s[r] = st.clock_s + self.time_slice_s
-            else:
-                core, slot = self._preempt(r)
-                self._admit(int(st.visible[action]), core, slot)
-        if self._record_history:
-            st.queue_trace.append((st.clock_s, st.n_waiting))  # the queue once the decision is taken
+        if st.decision_kind != NO_DECISION:
+            if self._record:
+                self._record_before(action)
+            dyn.apply_action(action, self._p, self._pf, self._wq, st.qi, st.qf, st.ci, st.running, st.visible,
+                             st.victims, st.gi, st.gf, st.tenant_waiting)  # fmt: skip
         reward = self._advance()
-        terminated = st.decision_kind == NO_DECISION and self._all_done()
-        truncated = st.decision_kind == NO_DECISION and not terminated
+        done = st.decision_kind == NO_DECISION
+        terminated = done and st.n_done == st.workload.n_requests
+        truncated = done and not terminated
         return reward, terminated, truncated, {"sim_time_s": st.clock_s}
 
-    def _all_done(self) -> bool:
-        return self.state.n_done == self.state.workload.n_requests
+    def _advance(self) -> float:
+        st = self.state
+        st.gf[GF_REWARD] = 0.0
+        dyn.advance(self._p, self._pf, self._prof, self._wq, st.workload.req_tool_s, st.qi, st.qf, st.ci, st.cf,
+                    st.running, st.sched, st.visible, st.victims, st.mask, st.gi, st.gf, st.agent_finish_s,
+                    st.tenant_waiting, st.tenant_service, st.win_service, st.win_backlog_s)  # fmt: skip
+        if self._record:
+            used = 1.0 - st.ci[:, CI_FREE] / self.params.kv_blocks
+            st.kv_trace.append((st.clock_s, *used.tolist()))
+        return float(st.gf[GF_REWARD])
+
+    def _record_before(self, action: int) -> None:
+        st = self.state
+        k = self.n_visible
+        kind, c = st.decision_kind, st.decision_core
+        victim = -1
+        if kind == PREEMPT and action < 2 * k:
+            victim, how = int(st.victims[action % k]), ("swap" if action < k else "recompute")
+        elif kind == SLICE_END and action in (0, k):
+            victim, how = st.decision_req, ("swap" if action == 0 else "recompute")
+        if victim >= 0:
+            st.segments.append((c, float(st.qf[victim, QF_RUN_START]), st.clock_s, int(st.workload.req_agent[victim])))
+            st.switches.append((st.clock_s, c, how))
 
     def _action_mask(self) -> np.ndarray:
         return self.state.mask
 
     def _default_action(self) -> int:
-        mask = self.state.mask
-        if self.state.decision_kind == ADMIT:
-            return int(np.flatnonzero(mask)[0])
-        return self.n_visible
-
-    # ------------------------------------------------------------------ simulator
-    def _admit(self, r: int, core: int, slot: int) -> None:
         st = self.state
-        wl = st.workload
-        st.status[r] = RUNNING
-        st.slot_req[core, slot] = r
-        st.next_finish_s = -np.inf
-        st.req_core[r], st.req_slot[r] = core, slot
-        st.last_core[r], st.last_slot[r] = core, slot
-        res = int(self.reservation_tokens(r))
-        st.kv_reserved[r] = res
-        st.core_kv_tokens[core] += res
-        st.waited_s[r] += st.clock_s - st.enqueue_s[r]
-        st.n_waiting -= 1
-        start = max(st.clock_s, st.core_ready_s[core])
-        if st.generated[r] == 0:
-            # Fresh request: the prefill yields its first token.
-            cost = float(self.prefill_time_s(wl.req_prompt_tokens[r]))
-            st.core_ready_s[core] = start + cost
-            st.first_token_s[r] = st.core_ready_s[core]
-            st.generated[r] = 1.0
-            st.agent_service[wl.req_agent[r]] += wl.req_prompt_tokens[r] + 2.0
-        else:
-            cost = self.switch_cost_s(r)
-            st.core_ready_s[core] = start + cost
-            st.n_switches += 1
-            st.switch_overhead_s += cost
-        st.slice_end_s[r] = st.core_ready_s[core] + self.time_slice_s if self.time_slice_s > 0 else np.inf
-        st.run_start_s[r] = st.clock_s
+        k = self.n_visible
+        if st.decision_kind == ADMIT:
+            return int(np.flatnonzero(st.mask)[0])
+        if st.decision_kind == PREEMPT:
+            return k  # recompute the newest running sequence (vLLM's default)
+        return 2 * k
 
-    def _release(self, r: int) -> tuple[int, int]:
-        st = self.state
-        core, slot = int(st.req_core[r]), int(st.req_slot[r])
-        st.slot_req[core, slot] = -1
-        st.req_core[r] = st.req_slot[r] = -1
-        st.next_finish_s = -np.inf  # a smaller batch decodes faster: finish times move
-        st.core_kv_tokens[core] -= st.kv_reserved[r]
-        st.kv_reserved[r] = 0
-        st.slice_end_s[r] = np.inf
-        if self._record_history:
-            st.segments.append((int(core), int(slot), float(st.run_start_s[r]), st.clock_s, int(st.workload.req_agent[r])))
-        return int(core), int(slot)
+    def _extra_info(self) -> dict[str, Any]:
+        from schedgym.envs.agent_scheduling.types import DECISION_NAMES
 
-    def _preempt(self, r: int) -> tuple[int, int]:
-        st = self.state
-        core, slot = self._release(r)
-        st.status[r] = WAITING
-        st.enqueue_s[r] = st.clock_s
-        st.n_preempted[r] += 1
-        st.n_waiting += 1
-        return core, slot
+        return {"decision": DECISION_NAMES[self.state.decision_kind]}
 
-    def _advance(self) -> float:
-        """Run the simulation (compiled kernel) to the next decision point or the end of the episode."""
-        st = self.state
-        wl = st.workload
-        (
-            reward, st.clock_s, st.n_waiting, st.n_done, st.n_agents_done, st.next_finish_s, st.busy_slot_s,
-            st.decision_kind, st.decision_core, st.decision_req,
-        ) = kernel.advance(
-            wl.agent_arrival_s, wl.req_agent, wl.req_output_tokens, wl.req_tool, wl.req_tool_s, st.reservation,
-            st.status, st.ready_s, st.pending_ready_s, st.enqueue_s, st.generated, st.finish_s, st.slice_end_s,
-            st.kv_reserved, st.req_core, st.req_slot, st.done_order, st.agent_finish_s, st.agent_service,
-            st.slot_req, st.core_ready_s, st.core_kv_tokens, st.visible, st.mask, self._decode_step_s,
-            st.clock_s, st.n_waiting, st.n_done, st.n_agents_done, st.next_finish_s, st.busy_slot_s,
-            self.time_slice_s, self.kv_capacity_tokens, self.max_sim_s, self.fairness_weight, self._reward_norm,
-        )  # fmt: skip
-        if self._record_history:
-            st.queue_trace.append((st.clock_s, st.n_waiting))
-        return float(reward)
-
-    # ------------------------------------------------------------------ observation and metrics
+    # ------------------------------------------------------------------ observation
     def n_active_agents(self) -> int:
-        """Agents that have arrived and not finished."""
-        st = self.state
-        return int(np.searchsorted(st.workload.agent_arrival_s, st.clock_s, side="right")) - st.n_agents_done
+        gi = self.state.gi
+        return int(gi[GI_N_AGENTS_ARRIVED] - gi[GI_N_AGENTS_DONE])
 
     def _observe(self) -> np.ndarray:
         st = self.state
-        wl = st.workload
         obs = np.empty(self.obs_size, dtype=np.float32)
-        kernel.observe(
-            obs, st.visible, st.decision_kind, st.decision_req, st.clock_s, st.status, st.enqueue_s,
-            wl.req_prompt_tokens, st.generated, wl.req_step, st.n_preempted, st.agent_service, wl.req_agent,
-            wl.agent_type, st.slot_req, st.core_kv_tokens, st.core_ready_s, self.kv_capacity_tokens,
-            st.n_waiting, self.n_active_agents(), self.max_sim_s, len(TYPE_NAMES), _OBS_HIGH,
-        )  # fmt: skip
+        dyn.observe(obs, self._p, self._pf, self._prof, self._wq, st.qi, st.qf, st.ci, st.cf, st.visible, st.victims,
+                    st.gi, st.gf, st.tenant_waiting, st.tenant_service, len(TYPE_NAMES), self.n_active_agents(),
+                    OBS_CLIP)  # fmt: skip
         return obs
 
+    # ------------------------------------------------------------------ views for policies and tests
+    @property
+    def wq(self) -> np.ndarray:
+        """Read-only per-request workload columns (``dynamics.W_*``) of this episode."""
+        return self._wq
 
-    def isolated_agent_time_s(self) -> np.ndarray:
-        """Per agent: its time alone on an idle core (prefills, batch-1 decoding and tools), seconds."""
-        wl = self.state.workload
-        per_req = (
-            self.prefill_time_s(wl.req_prompt_tokens)
-            + (wl.req_output_tokens - 1) * self._decode_step_s[1]
-            + wl.req_tool_s
-        )
-        return np.bincount(wl.req_agent, weights=per_req, minlength=wl.n_agents)
+    def agent_lower_bounds_s(self) -> np.ndarray:
+        """Per agent: the proven lower bound on its turnaround (``bounds.py``)."""
+        return agent_lower_bounds_s(self.state.workload, self.bound_consts)
 
+    def swap_cost_s(self, req: int | np.ndarray) -> np.ndarray:
+        """Copy time of swapping a request's KV out and back in (its current blocks)."""
+        from schedgym.envs.agent_scheduling.types import QI_BLOCKS
+
+        return 2.0 * self.state.qi[req, QI_BLOCKS] * self.params.swap_s_per_block
+
+    def recompute_cost_s(self, req: int | np.ndarray) -> np.ndarray:
+        """Prefill time of a request's prompt + generated tokens (what a recompute re-does)."""
+        from schedgym.envs.agent_scheduling.types import QI_GENERATED
+
+        st = self.state
+        tokens = np.atleast_1d(st.workload.req_prompt_tokens[req] + st.qi[req, QI_GENERATED])
+        out = np.array([self.profile.prefill_s(float(x)) for x in tokens])
+        return out if np.ndim(req) else float(out[0])
+
+    # ------------------------------------------------------------------ metrics
     def metrics(self) -> dict[str, float]:
         st = self.state
         wl = st.workload
+        qi, qf, gi = st.qi, st.qf, st.gi
 
         def pct(x: np.ndarray, q: float) -> float:
             return float(np.percentile(x, q)) if x.size else float("nan")
@@ -457,47 +445,69 @@ class AgentSchedulingEnv(SchedEnv):
         def mean(x: np.ndarray) -> float:
             return float(x.mean()) if x.size else float("nan")
 
-        arrived_req = st.status != PENDING
-        done_req = st.status == DONE
-        waits = st.waited_s[done_req]
-        has_tok = ~np.isnan(st.first_token_s) & arrived_req
-        ttft = st.first_token_s[has_tok] - st.ready_s[has_tok]
-        n_arrived_req = int(arrived_req.sum())
-        slo_ok = int(np.count_nonzero(ttft <= self.slo_ttft_s + 1e-9))
-        agents_arrived = int(np.searchsorted(wl.agent_arrival_s, st.clock_s, side="right"))
-        done_agent = ~np.isnan(st.agent_finish_s)
+        status = qi[:, QI_STATE]
+        arrived = status != PENDING
+        done_req = status == DONE
+        waited = qf[:, QF_WAITED].copy()
+        open_wait = status == WAITING
+        waited[open_wait] += st.clock_s - qf[open_wait, QF_ENQ]
+        done_agent = st.agent_finish_s >= 0
         turnaround = st.agent_finish_s[done_agent] - wl.agent_arrival_s[done_agent]
-        progress = self.isolated_agent_time_s()[done_agent] / np.maximum(turnaround, 1e-9)
-        jain = float(progress.sum() ** 2 / (progress.size * (progress**2).sum())) if progress.size else float("nan")
+        agent_wait = np.bincount(wl.req_agent, weights=waited, minlength=wl.n_agents)[done_agent]
+        has_tok = qf[:, QF_FIRST] >= 0
+        ttft = qf[has_tok, QF_FIRST] - qf[has_tok, QF_READY]
+        decisions = int(gi[GI_N_DECISIONS])
         clock = max(st.clock_s, 1e-9)
-        return {
+        diff_max, jain = self._fairness()
+        m = {
             "turnaround_mean": mean(turnaround),
             "turnaround_p90": pct(turnaround, 90),
             "turnaround_p99": pct(turnaround, 99),
-            "wait_mean": mean(waits),
-            "wait_p90": pct(waits, 90),
-            "wait_p99": pct(waits, 99),
+            "turnaround_lower_bound": float(self.agent_lower_bounds_s().mean()),
+            "wait_mean": mean(waited[done_req]),
+            "wait_p90": pct(waited[done_req], 90),
+            "wait_p99": pct(waited[done_req], 99),
+            "wait_share": float(agent_wait.sum() / turnaround.sum()) if turnaround.size else float("nan"),
             "ttft_p50": pct(ttft, 50),
             "ttft_p99": pct(ttft, 99),
-            "slo_attainment": slo_ok / n_arrived_req if n_arrived_req else float("nan"),
+            "kv_constrained_frac": gi[GI_N_KV_CONSTRAINED] / decisions if decisions else 0.0,
+            "decisions": float(decisions),
+            "preemptions": float(gi[GI_N_KV_PREEMPT] + gi[GI_N_SLICE_PREEMPT]),
+            "kv_preemptions": float(gi[GI_N_KV_PREEMPT]),
+            "slice_preemptions": float(gi[GI_N_SLICE_PREEMPT]),
+            "swaps": float(gi[GI_N_SWAPS]),
+            "recomputes": float(gi[GI_N_RECOMPUTES]),
+            "swap_s": float(st.gf[GF_SWAP_S]),
+            "recompute_tokens": float(gi[GI_RECOMPUTE_TOKENS]),
+            "service_diff_max": diff_max,
+            "jain_index": jain,
             "throughput_agents_per_min": float(done_agent.sum()) / (clock / 60.0),
-            "jain_fairness": jain,
-            "switch_overhead_s": float(st.switch_overhead_s),
-            "context_switches": float(st.n_switches),
-            "slot_utilisation": st.busy_slot_s / (clock * self.n_cores * self.max_batch),
+            "core_busy_frac": float(st.cf[:, CF_BUSY_S].sum() / (clock * self.n_cores)),
+            "kv_used_frac": float(st.cf[:, CF_KV_BLOCK_S].sum() / (clock * self.n_cores * self.params.kv_blocks)),
             "sim_time_s": float(st.clock_s),
-            "requests_arrived": float(n_arrived_req),
+            "requests_arrived": float(arrived.sum()),
             "requests_completed": float(done_req.sum()),
-            "requests_unfinished": float(n_arrived_req - done_req.sum()),
-            "agents_arrived": float(agents_arrived),
+            "requests_unfinished": float(arrived.sum() - done_req.sum()),
+            "agents_arrived": float(gi[GI_N_AGENTS_ARRIVED]),
             "agents_completed": float(done_agent.sum()),
-            "agents_unfinished": float(agents_arrived - done_agent.sum()),
+            "agents_unfinished": float(gi[GI_N_AGENTS_ARRIVED] - done_agent.sum()),
         }
+        for t, s in enumerate(st.tenant_service):
+            m[f"tenant{t}_service"] = float(s)
+        return m
 
-    # ------------------------------------------------------------------ views for policies
-    def running_requests(self) -> np.ndarray:
-        """Ids of the running requests."""
-        return self.state.slot_req[self.state.slot_req >= 0]
+    def _fairness(self) -> tuple[float, float]:
+        """``(service_diff_max, jain_index)`` over windows (docstring, Metrics)."""
+        st = self.state
+        full = st.win_backlog_s >= self.fairness_window_s * (1.0 - 1e-9)
+        diffs, jains = [], []
+        for w in np.flatnonzero(full.sum(axis=1) >= 2):
+            s = st.win_service[w, full[w]]
+            diffs.append(float(s.max() - s.min()))
+            jains.append(float(s.sum() ** 2 / (s.size * (s**2).sum())) if s.any() else 1.0)
+        if not diffs:
+            return 0.0, 1.0
+        return max(diffs), float(np.mean(jains))
 
     # ------------------------------------------------------------------ rendering
     def _render_rgb(self) -> np.ndarray:
@@ -510,6 +520,3 @@ class AgentSchedulingEnv(SchedEnv):
 
         return render_text(self)
 
-
-# Agent type names in one-hot order, for users of the observation.
-AGENT_TYPE_NAMES = tuple(t.name for t in AGENT_TYPES)

@@ -18,6 +18,13 @@ AIOS, Mei et al. 2024; ReAct, Yao et al. 2023; Reflexion, Shinn et al. 2023), no
 Agent arrivals: Poisson at ``agent_rate`` per second, or the arrival times of a trace (``azure-code``,
 ``azure-conv`` or ``trace:<path>``, each row one agent, thinned/replicated by ``rate_scale``); for a
 trace, the row's prompt and output tokens are the agent's base prompt and first output.
+
+Tenants (the fairness workload ``"tenants"``, VTC's setting of clients sharing a server): every agent
+belongs to a tenant. In ``"tenants"`` the agents of one Poisson stream at ``agent_rate`` are split among
+:data:`TENANTS` by their weights (independent Poisson streams, one per tenant); each tenant runs one agent
+type, so tenants differ in rate, context size and output length: tenant 0 is the heavy one (half of
+the agents, ``coder`` agents with code-sized contexts). In every other workload the tenant is the agent
+type (four tenants).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import numpy as np
 
 from schedgym.envs.core.traces import RequestTrace, load_azure_trace
 
-__all__ = ["Tool", "AgentType", "TOOLS", "AGENT_TYPES", "TYPE_NAMES", "Workload", "generate_workload"]
+__all__ = ["Tool", "AgentType", "TOOLS", "AGENT_TYPES", "TYPE_NAMES", "TENANTS", "Workload", "generate_workload"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,9 @@ AGENT_TYPES: tuple[AgentType, ...] = (
 )
 TYPE_NAMES: tuple[str, ...] = tuple(t.name for t in AGENT_TYPES)
 
+#: Tenants of the ``"tenants"`` workload: (agent type, share of the agents). Tenant 0 is the heavy one.
+TENANTS: tuple[tuple[str, float], ...] = (("coder", 0.5), ("react", 1 / 6), ("reflexion", 1 / 6), ("plan_execute", 1 / 6))
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -92,6 +102,8 @@ class Workload:
     req_output_tokens: np.ndarray  # (N,) int64 >= 1, true output length
     req_tool: np.ndarray  # (N,) int64, tool called after the request, -1 for the agent's last step
     req_tool_s: np.ndarray  # (N,) float64, that tool's duration, 0 for the last step
+    agent_tenant: np.ndarray  # (A,) int64, tenant of each agent (module docstring)
+    n_tenants: int
 
     @property
     def n_agents(self) -> int:
@@ -124,6 +136,7 @@ def generate_workload(
     agent_mix: dict[str, float] | None = None,
     max_context_tokens: int = 8192,
     max_output_tokens: int = 2048,
+    tenants: bool = False,
 ) -> Workload:
     """Draw one episode's agents (vectorised; all randomness from ``rng``)."""
     probs = _mix_probabilities(agent_mix)
@@ -132,7 +145,15 @@ def generate_workload(
         arrival = np.asarray(arrival_trace.arrival_s[:n_agents], dtype=np.float64).copy()
     else:
         arrival = np.cumsum(rng.exponential(1.0 / agent_rate, size=n_agents))
-    a_type = rng.choice(len(AGENT_TYPES), size=n_agents, p=probs)
+    if tenants:
+        shares = np.array([w for _, w in TENANTS])
+        tenant = rng.choice(len(TENANTS), size=n_agents, p=shares / shares.sum())
+        a_type = np.array([TYPE_NAMES.index(t) for t, _ in TENANTS])[tenant]
+        n_tenants = len(TENANTS)
+    else:
+        a_type = rng.choice(len(AGENT_TYPES), size=n_agents, p=probs)
+        tenant = a_type
+        n_tenants = len(AGENT_TYPES)
     lo = np.array([t.steps_low for t in AGENT_TYPES])[a_type]
     hi = np.array([t.steps_high for t in AGENT_TYPES])[a_type]
     n_steps = rng.integers(lo, hi + 1)
@@ -196,4 +217,6 @@ def generate_workload(
         req_output_tokens=out,
         req_tool=tool.astype(np.int64),
         req_tool_s=tool_s,
+        agent_tenant=np.asarray(tenant, dtype=np.int64),
+        n_tenants=n_tenants,
     )
