@@ -30,7 +30,7 @@ from schedgym.agents.muzero.search import (
     SearchConfig,
     Tree,
     _expand_backup_kernel,
-    _root_outputs,
+    _prior_probs,
     _select_kernel,
 )
 
@@ -94,33 +94,43 @@ def fused_weights(net: MuZeroNetwork) -> FusedWeights:
 
 
 # --------------------------------------------------------------------------- numba network
+@nb.njit(cache=True, fastmath=True)
+def _layer_norm_relu(h, gamma, beta):  # noqa: ANN001, ANN202
+    """In place: ``relu(LayerNorm(h))`` per row, as torch computes it (biased variance, eps 1e-5).
+
+    ``fastmath`` lets LLVM vectorise the row sums (it reorders float32 additions, as torch's own
+    vectorised LayerNorm does); the tests compare with torch to 1e-5.
+    """
+    rows, width = h.shape
+    inv_width = np.float32(1.0) / np.float32(width)
+    for r in range(rows):
+        row = h[r]
+        mean = np.float32(0.0)
+        for k in range(width):
+            mean += row[k]
+        mean *= inv_width
+        var = np.float32(0.0)
+        for k in range(width):
+            d = row[k] - mean
+            var += d * d
+        var *= inv_width
+        inv = np.float32(1.0) / np.sqrt(var + np.float32(LAYER_NORM_EPS))
+        for k in range(width):
+            v = (row[k] - mean) * inv * gamma[k] + beta[k]
+            row[k] = max(v, np.float32(0.0))
+
+
 @nb.njit(cache=True)
 def _mlp(x, weights, biases, gammas, betas, num_hidden):  # noqa: ANN001, ANN202  (numba)
     h = x
     for layer in range(num_hidden + 1):
         h = np.dot(h, weights[layer]) + biases[layer]
         if layer < num_hidden:
-            rows, width = h.shape
-            g = gammas[layer]
-            be = betas[layer]
-            for r in range(rows):
-                mean = np.float32(0.0)
-                for k in range(width):
-                    mean += h[r, k]
-                mean /= width
-                var = np.float32(0.0)
-                for k in range(width):
-                    d = h[r, k] - mean
-                    var += d * d
-                var /= width
-                inv = np.float32(1.0) / np.sqrt(var + np.float32(LAYER_NORM_EPS))
-                for k in range(width):
-                    v = (h[r, k] - mean) * inv * g[k] + be[k]
-                    h[r, k] = v if v > 0 else np.float32(0.0)
+            _layer_norm_relu(h, gammas[layer], betas[layer])
     return h
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, fastmath=True)
 def _scale_hidden(s):  # noqa: ANN001, ANN202
     rows, width = s.shape
     for r in range(rows):
@@ -166,8 +176,8 @@ def _fused_search(
     pre_w, pre_b, pre_g, pre_be, pre_n,  # noqa: ANN001
     atoms, num_actions, hidden_dim,  # noqa: ANN001
     node_visits, raw_values, node_values, node_terminal, parents, action_from_parent,  # noqa: ANN001
-    children_index, children_prior_logits, children_legal, children_visits, children_rewards,  # noqa: ANN001
-    children_discounts, children_values,  # noqa: ANN001
+    children_index, children_prior_logits, children_prior_probs, children_legal, children_visits,  # noqa: ANN001
+    children_rewards, children_discounts, children_values,  # noqa: ANN001
 ):  # noqa: ANN202
     batch = obs.shape[0]
     num_nodes = num_simulations + 1
@@ -183,6 +193,7 @@ def _fused_search(
             lg = root_legal[b, a]
             children_legal[b, 0, a] = lg
             children_prior_logits[b, 0, a] = out[b, a] if lg else ILLEGAL_LOGIT
+        _prior_probs(children_prior_logits[b, 0], children_legal[b, 0], children_prior_probs[b, 0])
         raw_values[b, 0] = value[b]
         node_values[b, 0] = value[b]
         node_visits[b, 0] = 1
@@ -198,7 +209,8 @@ def _fused_search(
     discounts = np.full(batch, discount)
     for sim in range(num_simulations):
         _select_kernel(
-            children_prior_logits, children_legal, children_visits, children_rewards, children_discounts,
+            children_prior_logits, children_prior_probs, children_legal, children_visits, children_rewards,
+            children_discounts,
             children_values, children_index, raw_values, node_terminal, gumbel, table, num_considered, sim,
             c_visit, c_scale, parent, action, existing,
         )
@@ -209,8 +221,7 @@ def _fused_search(
         h = np.dot(x, dyn_first[:hidden_dim]) + dyn_b[0]
         for b in range(batch):
             h[b] += dyn_first[hidden_dim + action[b]]
-        if dyn_n > 0:
-            h = _mlp_tail(h, dyn_w, dyn_b, dyn_g, dyn_be, dyn_n)
+        h = _mlp_tail(h, dyn_w, dyn_b, dyn_g, dyn_be, dyn_n)
         nxt = _scale_hidden(h)
         for b in range(batch):
             hidden[b, new_node] = nxt[b]
@@ -222,36 +233,19 @@ def _fused_search(
             parent, action, existing, new_node,
             pred[:, :num_actions].astype(np.float64), legal_new, value, reward, discounts, zeros_b,
             node_visits, raw_values, node_values, node_terminal, parents, action_from_parent, children_index,
-            children_prior_logits, children_legal, children_visits, children_rewards, children_discounts,
-            children_values,
+            children_prior_logits, children_prior_probs, children_legal, children_visits, children_rewards,
+            children_discounts, children_values,
         )
 
 
 @nb.njit(cache=True)
 def _mlp_tail(h, weights, biases, gammas, betas, num_hidden):  # noqa: ANN001, ANN202
     """Layers 1.. of an MLP whose first Linear was already applied to give ``h``."""
-    rows, width = h.shape
     for layer in range(num_hidden + 1):
         if layer > 0:
             h = np.dot(h, weights[layer]) + biases[layer]
-            rows, width = h.shape
         if layer < num_hidden:
-            g = gammas[layer]
-            be = betas[layer]
-            for r in range(rows):
-                mean = np.float32(0.0)
-                for k in range(width):
-                    mean += h[r, k]
-                mean /= width
-                var = np.float32(0.0)
-                for k in range(width):
-                    d = h[r, k] - mean
-                    var += d * d
-                var /= width
-                inv = np.float32(1.0) / np.sqrt(var + np.float32(LAYER_NORM_EPS))
-                for k in range(width):
-                    v = (h[r, k] - mean) * inv * g[k] + be[k]
-                    h[r, k] = v if v > 0 else np.float32(0.0)
+            _layer_norm_relu(h, gammas[layer], betas[layer])
     return h
 
 
@@ -277,7 +271,8 @@ def fused_learned_search(
         table, num_considered.astype(np.int64), config.num_simulations, config.c_visit, config.c_scale,
         config.discount, *mlps, w.atoms, w.num_actions, w.hidden_dim,
         tree.node_visits, tree.raw_values, tree.node_values, tree.node_terminal, tree.parents,
-        tree.action_from_parent, tree.children_index, tree.children_prior_logits, tree.children_legal,
-        tree.children_visits, tree.children_rewards, tree.children_discounts, tree.children_values,
+        tree.action_from_parent, tree.children_index, tree.children_prior_logits, tree.children_prior_probs,
+        tree.children_legal, tree.children_visits, tree.children_rewards, tree.children_discounts,
+        tree.children_values,
     )
     return tree

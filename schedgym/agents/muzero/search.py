@@ -110,6 +110,7 @@ class Tree:
     action_from_parent: np.ndarray  # (B, N) int32
     children_index: np.ndarray  # (B, N, A) int32, -1 = not expanded
     children_prior_logits: np.ndarray  # (B, N, A) float64, ILLEGAL_LOGIT where illegal
+    children_prior_probs: np.ndarray  # (B, N, A) float64, softmax of the logits over legal actions, 0 elsewhere
     children_legal: np.ndarray  # (B, N, A) bool
     children_visits: np.ndarray  # (B, N, A) int32
     children_rewards: np.ndarray  # (B, N, A) float64
@@ -128,6 +129,7 @@ class Tree:
             action_from_parent=np.full((b, n), -1, np.int32),
             children_index=np.full((b, n, a), -1, np.int32),
             children_prior_logits=np.zeros((b, n, a), np.float64),
+            children_prior_probs=np.zeros((b, n, a), np.float64),
             children_legal=np.zeros((b, n, a), np.bool_),
             children_visits=np.zeros((b, n, a), np.int32),
             children_rewards=np.zeros((b, n, a), np.float64),
@@ -180,8 +182,25 @@ def considered_visit_table(max_num_considered: int, num_simulations: int) -> np.
 
 # --------------------------------------------------------------------------- numba kernels
 @nb.njit(cache=True)
+def _prior_probs(logits: np.ndarray, legal: np.ndarray, out: np.ndarray) -> None:
+    """softmax of ``logits`` over the legal actions (0 elsewhere), stored once per node at expansion so
+    that selection, which visits a node many times, computes no exponentials for its prior."""
+    num_actions = logits.shape[0]
+    max_logit = -np.inf
+    for a in range(num_actions):
+        if legal[a] and logits[a] > max_logit:
+            max_logit = logits[a]
+    z = 0.0
+    for a in range(num_actions):
+        if legal[a]:
+            z += math.exp(logits[a] - max_logit)
+    for a in range(num_actions):
+        out[a] = math.exp(logits[a] - max_logit) / z if legal[a] else 0.0
+
+
+@nb.njit(cache=True)
 def _completed_sigma(
-    logits: np.ndarray,  # (A,)
+    probs: np.ndarray,  # (A,) prior probabilities (softmax over legal actions)
     legal: np.ndarray,  # (A,) bool
     visits: np.ndarray,  # (A,) int32
     qvalues: np.ndarray,  # (A,) reward + discount * child value
@@ -191,23 +210,14 @@ def _completed_sigma(
     out: np.ndarray,  # (A,) sigma(completed Q) (0 where illegal)
 ) -> None:
     """mctx ``qtransform_completed_by_mix_value`` restricted to legal actions."""
-    num_actions = logits.shape[0]
-    max_logit = -np.inf
-    for a in range(num_actions):
-        if legal[a] and logits[a] > max_logit:
-            max_logit = logits[a]
-    # prior probabilities over legal actions
-    z = 0.0
-    for a in range(num_actions):
-        if legal[a]:
-            z += math.exp(logits[a] - max_logit)
+    num_actions = probs.shape[0]
     sum_visits = 0
     sum_probs = 0.0
     weighted_q = 0.0
     max_visits = 0
     for a in range(num_actions):
         if legal[a] and visits[a] > 0:
-            p = max(math.exp(logits[a] - max_logit) / z, 1e-30)
+            p = max(probs[a], 1e-30)
             sum_visits += visits[a]
             sum_probs += p
             weighted_q += p * qvalues[a]
@@ -237,7 +247,7 @@ def _completed_sigma(
 def _node_sigma(
     b: int,
     node: int,
-    prior_logits: np.ndarray,
+    prior_probs: np.ndarray,
     legal: np.ndarray,
     visits: np.ndarray,
     rewards: np.ndarray,
@@ -249,17 +259,18 @@ def _node_sigma(
     qbuf: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    num_actions = prior_logits.shape[2]
+    num_actions = prior_probs.shape[2]
     for a in range(num_actions):
         qbuf[a] = rewards[b, node, a] + discounts[b, node, a] * child_values[b, node, a]
     _completed_sigma(
-        prior_logits[b, node], legal[b, node], visits[b, node], qbuf, raw_values[b, node], c_visit, c_scale, out
+        prior_probs[b, node], legal[b, node], visits[b, node], qbuf, raw_values[b, node], c_visit, c_scale, out
     )
 
 
 @nb.njit(cache=True)
 def _select_kernel(
     prior_logits: np.ndarray,
+    prior_probs: np.ndarray,
     legal: np.ndarray,
     visits: np.ndarray,
     rewards: np.ndarray,
@@ -282,11 +293,12 @@ def _select_kernel(
     num_actions = prior_logits.shape[2]
     qbuf = np.empty(num_actions)
     sigma = np.empty(num_actions)
+    expo = np.empty(num_actions)
     for b in range(batch):
         node = 0
         while True:
             _node_sigma(
-                b, node, prior_logits, legal, visits, rewards, discounts, child_values, raw_values,
+                b, node, prior_probs, legal, visits, rewards, discounts, child_values, raw_values,
                 c_visit, c_scale, qbuf, sigma,
             )
             best = -1
@@ -312,11 +324,12 @@ def _select_kernel(
                 total = 0
                 for a in range(num_actions):
                     if legal[b, node, a]:
-                        z += math.exp(sigma[a] - max_l)
+                        expo[a] = math.exp(sigma[a] - max_l)
+                        z += expo[a]
                         total += visits[b, node, a]
                 for a in range(num_actions):
                     if legal[b, node, a]:
-                        score = math.exp(sigma[a] - max_l) / z - visits[b, node, a] / (1.0 + total)
+                        score = expo[a] / z - visits[b, node, a] / (1.0 + total)
                         if score > best_score:
                             best_score = score
                             best = a
@@ -355,6 +368,7 @@ def _expand_backup_kernel(
     action_from_parent: np.ndarray,
     children_index: np.ndarray,
     children_prior_logits: np.ndarray,
+    children_prior_probs: np.ndarray,
     children_legal: np.ndarray,
     children_visits: np.ndarray,
     children_rewards: np.ndarray,
@@ -383,6 +397,7 @@ def _expand_backup_kernel(
                 lg = legal_new[b, k]
                 children_legal[b, leaf, k] = lg
                 children_prior_logits[b, leaf, k] = prior_logits_new[b, k] if lg else -1e9
+            _prior_probs(children_prior_logits[b, leaf], children_legal[b, leaf], children_prior_probs[b, leaf])
         else:
             # Revisiting a terminal leaf: its value is exactly 0.
             leaf = existing[b]
@@ -407,6 +422,7 @@ def _expand_backup_kernel(
 @nb.njit(cache=True)
 def _root_outputs(
     prior_logits: np.ndarray,
+    prior_probs: np.ndarray,
     legal: np.ndarray,
     visits: np.ndarray,
     rewards: np.ndarray,
@@ -424,7 +440,7 @@ def _root_outputs(
     qbuf = np.empty(num_actions)
     sigma = np.empty(num_actions)
     for b in range(batch):
-        _node_sigma(b, 0, prior_logits, legal, visits, rewards, discounts, child_values, raw_values,
+        _node_sigma(b, 0, prior_probs, legal, visits, rewards, discounts, child_values, raw_values,
                     c_visit, c_scale, qbuf, sigma)
         # policy target: softmax(logits + sigma(completed Q)) over legal actions
         max_l = -np.inf
@@ -461,7 +477,7 @@ def completed_qvalues(tree: Tree, b: int, node: int, c_visit: float = 50.0, c_sc
     """sigma(completed Q) of ``node`` in tree ``b`` (for tests and inspection)."""
     out = np.zeros(tree.children_prior_logits.shape[2])
     qbuf = np.zeros_like(out)
-    _node_sigma(b, node, tree.children_prior_logits, tree.children_legal, tree.children_visits,
+    _node_sigma(b, node, tree.children_prior_probs, tree.children_legal, tree.children_visits,
                 tree.children_rewards, tree.children_discounts, tree.children_values, tree.raw_values,
                 c_visit, c_scale, qbuf, out)
     return out
@@ -492,6 +508,8 @@ def _search_with_model_calls(
         raise ValueError("every root needs at least one legal action")
     tree.children_legal[:, 0] = root_legal
     tree.children_prior_logits[:, 0] = np.where(root_legal, root.prior_logits, ILLEGAL_LOGIT)
+    for b in range(batch):
+        _prior_probs(tree.children_prior_logits[b, 0], root_legal[b], tree.children_prior_probs[b, 0])
     tree.raw_values[:, 0] = root.value
     tree.node_values[:, 0] = root.value
     tree.node_visits[:, 0] = 1
@@ -506,8 +524,8 @@ def _search_with_model_calls(
     existing = np.zeros(batch, np.int64)
     for sim in range(config.num_simulations):
         _select_kernel(
-            tree.children_prior_logits, tree.children_legal, tree.children_visits, tree.children_rewards,
-            tree.children_discounts, tree.children_values, tree.children_index, tree.raw_values,
+            tree.children_prior_logits, tree.children_prior_probs, tree.children_legal, tree.children_visits,
+            tree.children_rewards, tree.children_discounts, tree.children_values, tree.children_index, tree.raw_values,
             tree.node_terminal, gumbel, table, num_considered, sim, config.c_visit, config.c_scale,
             parent, action, existing,
         )
@@ -520,8 +538,9 @@ def _search_with_model_calls(
             np.asarray(out.value, np.float64), np.asarray(out.reward, np.float64),
             np.asarray(out.discount, np.float64) * config.discount, np.asarray(out.terminal, np.bool_),
             tree.node_visits, tree.raw_values, tree.node_values, tree.node_terminal, tree.parents,
-            tree.action_from_parent, tree.children_index, tree.children_prior_logits, tree.children_legal,
-            tree.children_visits, tree.children_rewards, tree.children_discounts, tree.children_values,
+            tree.action_from_parent, tree.children_index, tree.children_prior_logits, tree.children_prior_probs,
+            tree.children_legal, tree.children_visits, tree.children_rewards, tree.children_discounts,
+            tree.children_values,
         )
 
     return tree, gumbel
@@ -553,8 +572,8 @@ def gumbel_muzero_search(
     act = np.zeros(batch, np.int64)
     policy = np.zeros((batch, num_actions), np.float64)
     _root_outputs(
-        tree.children_prior_logits, tree.children_legal, tree.children_visits, tree.children_rewards,
-        tree.children_discounts, tree.children_values, tree.raw_values, gumbel, config.c_visit,
+        tree.children_prior_logits, tree.children_prior_probs, tree.children_legal, tree.children_visits,
+        tree.children_rewards, tree.children_discounts, tree.children_values, tree.raw_values, gumbel, config.c_visit,
         config.c_scale, act, policy,
     )
     return SearchOutput(
