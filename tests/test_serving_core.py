@@ -224,3 +224,20 @@ def test_billing_covers_provisioning_and_draining():
     released = fleet.state.ef[0, EF_GONE_BILLED_S]
     assert released >= 60.0 - 10.0
     assert fleet.billed_s(0) >= fleet.busy_s(0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"block_tokens": 12}, "block_tokens"),
+        ({"tensor_parallel": 3}, "tensor_parallel"),
+        ({"max_num_seqs": 64, "max_num_batched_tokens": 32}, "max_num_batched_tokens"),
+        ({"preemption": "drop"}, "preemption"),
+        ({"routing": "random"}, "routing"),
+        ({"tensor_parallel": 2, "gpu_memory_utilization": 0.5}, "tensor_parallel"),  # 70B weights leave no KV
+        ({"kv_capacity_tokens": 8}, "kv_capacity_tokens"),
+    ],
+)
+def test_bad_params_name_the_parameter(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        ServingParams.make(**kwargs)

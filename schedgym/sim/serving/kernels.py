@@ -26,12 +26,14 @@ iteration at a time, and ``tests/test_serving_core.py`` checks they agree exactl
 - **Preemption** (vLLM): *recompute* drops the sequence's KV; it rejoins the front of the waiting queue
   and later re-prefills prompt + generated tokens. *swap* (decode-phase sequences only) copies its blocks
   to host memory (``swap_s_per_block`` each, added to the iteration) and back on readmission.
+- Block sizes are powers of two (vLLM's 8, 16, 32), so block arithmetic is shifts and masks.
 - **Lifecycle**: provisioning -> ready at its ready time -> draining (no new requests; finishes what it
   holds) -> released when empty. Billing runs from launch to release.
 
 Fast path: a replica running only decodes, with nothing admissible, advances many iterations in O(1)
 each (no per-sequence work) until a sequence would finish, a block would be missing, or time ``t`` is
-reached; the per-iteration arithmetic is the slow path's, so results are identical.
+reached; iteration times use the slow path's arithmetic in the same order, so every event time is
+bitwise identical (busy time and energy are summed per run of iterations, equal to ~1e-12 relative).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from schedgym.sim.serving.params import (
     PF_PREFILL_W,
     PF_SWAP_S_PER_BLOCK,
     PI_BLOCK,
+    PI_BLOCK_SHIFT,
     PI_BLOCKS,
     PI_BUDGET,
     PI_GPUS,
@@ -200,7 +203,7 @@ def _compose(e, r, t, pi, pf, prof, prompt, qi, qf, ri, rf, running, sched) -> i
             i += 1
             continue
         alive = True
-        if qi[e, q, QI_KV] % bt == 0:
+        if qi[e, q, QI_KV] & (bt - 1) == 0:
             while ri[e, r, RI_FREE] == 0:
                 v, out = _preempt_newest(e, r, pi, prompt, qi, ri, running)
                 preempted += 1
@@ -238,7 +241,7 @@ def _compose(e, r, t, pi, pf, prof, prompt, qi, qf, ri, rf, running, sched) -> i
             if swapped:
                 need = qi[e, h, QI_BLOCKS]
             else:
-                need = (qi[e, h, QI_TARGET] + bt - 1) // bt
+                need = (qi[e, h, QI_TARGET] + bt - 1) >> pi[PI_BLOCK_SHIFT]
                 if budget == 0:
                     break
             if need > ri[e, r, RI_FREE]:
@@ -336,7 +339,7 @@ def _finalize(e, r, pi, pf, output, qi, qf, ri, rf, running, sched, ei, done_ids
 
 
 @numba.njit(cache=True)
-def _fast_decode(e, r, until, pi, pf, prof, output, qi, ri, rf, running, ei) -> None:
+def _fast_decode(e, r, until, pi, pf, prof, output, qi, ri, rf, running, ei, scratch) -> None:
     """Advance a pure-decode replica over iterations that end by ``until`` with no completion, no missing
     block and nothing admissible, O(1) per iteration (see the module docstring)."""
     bt = pi[PI_BLOCK]
@@ -351,46 +354,55 @@ def _fast_decode(e, r, until, pi, pf, prof, output, qi, ri, rf, running, ei) -> 
         if qi[e, h, QI_SWAPPED] == 1:
             need = qi[e, h, QI_BLOCKS]
         else:
-            need = (qi[e, h, QI_TARGET] + bt - 1) // bt
+            need = (qi[e, h, QI_TARGET] + bt - 1) >> pi[PI_BLOCK_SHIFT]
             if pi[PI_BUDGET] - b == 0:
                 need = 1 << 62
         if need <= ri[e, r, RI_FREE]:
             return
-    hist = np.zeros(bt, dtype=np.int64)
+    hist = scratch[:bt]  # sequences by (kv mod block): who needs a block when
+    hist[:] = 0
     m = 1 << 62
     for i in range(n):
         q = running[e, r, i]
         rem = output[e, q] - qi[e, q, QI_GENERATED]
         if rem < m:
             m = rem
-        hist[qi[e, q, QI_KV] % bt] += 1
+        hist[qi[e, q, QI_KV] & (bt - 1)] += 1
     # Iteration 1 (already composed) ends at rf[RF_ITER_END] <= until. It completes someone iff m == 1.
+    if m <= 1:
+        return
     ctx0 = ri[e, r, RI_DEC_CTX]
     freq = rf[e, r, RF_FREQ]
     start = rf[e, r, RF_ITER_START]
     end = rf[e, r, RF_ITER_END]
+    busy = 0.0
     k = 0
     free = ri[e, r, RI_FREE]
+    slot = bt - 1  # hist index of the sequences that need a block when iteration k + 2 is composed
     while k + 1 < m:
-        need = hist[(bt - ((k + 1) % bt)) % bt]
+        need = hist[slot]
         if need > free:
             break
-        _account(e, r, end - start, KIND_DECODE, pi, pf, ri, rf)
+        busy += end - start
         free -= need
         k += 1
+        # the same arithmetic as the slow path's compose, so the times are bitwise the reference's
         dt = iteration_s(0, 0.0, b, float(ctx0 + k * b), freq, prof[0], prof[1], prof[2], prof[3], pf[PF_DECODE_FREQ_SENS])
         start = end
         end = end + dt
+        slot = slot - 1 if slot > 0 else bt - 1
         if end > until:
             break
     if k == 0:
         return
+    shift = pi[PI_BLOCK_SHIFT]
+    _account(e, r, busy, KIND_DECODE, pi, pf, ri, rf)  # one power level: the k iterations at once
     ei[e, EI_ITERATIONS] += k
     ei[e, EI_FAST_ITERATIONS] += k
     for i in range(n):
         q = running[e, r, i]
         kv = qi[e, q, QI_KV]
-        qi[e, q, QI_BLOCKS] += (kv + k) // bt - kv // bt
+        qi[e, q, QI_BLOCKS] += ((kv + k) >> shift) - (kv >> shift)
         qi[e, q, QI_KV] = kv + k
         qi[e, q, QI_GENERATED] += k
     ri[e, r, RI_FREE] = free
@@ -428,11 +440,11 @@ def release_if_idle(e, r, t, ri, rf, ef) -> bool:
 
 
 @numba.njit(cache=True)
-def _advance_replica(e, r, until, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids):
+def _advance_replica(e, r, until, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids, scratch):
     """Run replica ``r``'s iterations that end at or before ``until``."""
     while ri[e, r, RI_BUSY] == 1 and rf[e, r, RF_ITER_END] <= until:
         if ri[e, r, RI_KIND] == KIND_DECODE:
-            _fast_decode(e, r, until, pi, pf, prof, output, qi, ri, rf, running, ei)
+            _fast_decode(e, r, until, pi, pf, prof, output, qi, ri, rf, running, ei, scratch)
             if rf[e, r, RF_ITER_END] > until:
                 break
         t = rf[e, r, RF_ITER_END]
@@ -446,7 +458,7 @@ def _advance_replica(e, r, until, pi, pf, prof, prompt, output, qi, qf, ri, rf, 
 @numba.njit(cache=True)
 def _route(e, q, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei) -> None:
     bt = pi[PI_BLOCK]
-    if (prompt[e, q] + output[e, q] + bt - 1) // bt > pi[PI_BLOCKS]:
+    if (prompt[e, q] + output[e, q] + bt - 1) >> pi[PI_BLOCK_SHIFT] > pi[PI_BLOCKS]:
         qi[e, q, QI_STATE] = Q_REJECTED
         ei[e, EI_REJECTED] += 1
         return
@@ -498,6 +510,7 @@ def _make_ready(e, t, ri, rf) -> int:
 @numba.njit(cache=True)
 def _advance_all(until, pi, pf, prof, arrival, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids):
     n_envs, n_slots = ri.shape[0], ri.shape[1]
+    scratch = np.zeros(pi[PI_BLOCK], dtype=np.int64)
     for e in range(n_envs):
         n_req = ei[e, EI_N_REQUESTS]
         while ei[e, EI_NEXT_ARRIVAL] < n_req and arrival[e, ei[e, EI_NEXT_ARRIVAL]] < until[e]:
@@ -505,14 +518,14 @@ def _advance_all(until, pi, pf, prof, arrival, prompt, output, qi, qf, ri, rf, r
             a = arrival[e, q]
             for r in range(n_slots):
                 if ri[e, r, RI_BUSY] == 1:
-                    _advance_replica(e, r, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids)
+                    _advance_replica(e, r, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids, scratch)
             if _make_ready(e, a, ri, rf) == 0:
                 break  # no ready replica: the request waits for one (arrivals stay queued in order)
             _route(e, q, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei)
             ei[e, EI_NEXT_ARRIVAL] = q + 1
         for r in range(n_slots):
             if ri[e, r, RI_BUSY] == 1:
-                _advance_replica(e, r, until[e], pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids)
+                _advance_replica(e, r, until[e], pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids, scratch)
         _make_ready(e, until[e], ri, rf)
         ef[e, EF_NOW] = until[e]
 

@@ -13,6 +13,7 @@ time per output token after the first; 0 for one-token outputs).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from schedgym.sim.serving.params import ServingParams
@@ -33,21 +34,24 @@ def isolated_latency(
     """
     p = np.asarray(prompt_tokens, dtype=np.int64)
     o = np.asarray(output_tokens, dtype=np.int64)
-    budget = params.max_num_batched_tokens
     lp, lpf, db, sc = profile.arrays
-    ttft = np.zeros(p.shape[0])
-    # Memoise per distinct chunk (size, offset): prompts share their full chunks.
-    cache: dict[tuple[int, int], float] = {}
-    n_chunks = -(-p // budget)
-    for j in range(int(n_chunks.max(initial=0))):
-        c = np.clip(p - j * budget, 0, budget)
-        for size in np.unique(c[c > 0]):
-            key = (int(size), j * budget)
-            if key not in cache:
-                cache[key] = iteration_s(int(size), float(size) * float(j * budget), 0, 0.0, 1.0, lp, lpf, db, sc, 0.0)
-            ttft[c == size] += cache[key]
+    ttft = _chunked_prefill_s(p, params.max_num_batched_tokens, lp, lpf, db, sc)
     tpot = np.where(o >= 2, db[1] + sc[S_KV_S_PER_TOKEN] * (p + o / 2.0), 0.0)
     return ttft, tpot
+
+
+@numba.njit(cache=True)
+def _chunked_prefill_s(prompt, budget, lp, lpf, db, sc):
+    out = np.zeros(prompt.shape[0])
+    for i in range(prompt.shape[0]):
+        done = 0
+        t = 0.0
+        while done < prompt[i]:
+            c = min(prompt[i] - done, budget)
+            t += iteration_s(c, float(c) * float(done), 0, 0.0, 1.0, lp, lpf, db, sc, 0.0)
+            done += c
+        out[i] = t
+    return out
 
 
 def slo_targets(ttft_iso_s: np.ndarray, ttft_slo_floor_s: float, slo_scale: float) -> np.ndarray:

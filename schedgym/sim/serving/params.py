@@ -111,6 +111,8 @@ class ServingParams:
         check_int("max_num_batched_tokens", self.max_num_batched_tokens, low=self.max_num_seqs, high=1 << 20)
         check_float("gpu_memory_utilization", self.gpu_memory_utilization, low=0.0, low_inclusive=False, high=1.0)
         check_int("block_tokens", self.block_tokens, low=1, high=1024)
+        if self.block_tokens & (self.block_tokens - 1):
+            raise ValueError(f"block_tokens must be a power of two (vLLM uses 8, 16 or 32), got {self.block_tokens}")
         if self.kv_capacity_tokens is not None:
             check_int("kv_capacity_tokens", self.kv_capacity_tokens, low=self.block_tokens, high=1 << 40)
         check_choice("preemption", self.preemption, PREEMPTION)
@@ -168,6 +170,7 @@ class ServingParams:
         out[PI_SWAP] = int(self.preemption == "swap")
         out[PI_ROUND_ROBIN] = int(self.routing == "round_robin")
         out[PI_GPUS] = self.tensor_parallel
+        out[PI_BLOCK_SHIFT] = self.block_tokens.bit_length() - 1
         return out
 
     def float_array(self) -> np.ndarray:
@@ -182,8 +185,8 @@ class ServingParams:
 
 
 # Indices of the parameter arrays the kernels receive (numba reads these module constants).
-PI_MAX_SEQS, PI_BUDGET, PI_BLOCK, PI_BLOCKS, PI_SWAP, PI_ROUND_ROBIN, PI_GPUS = range(7)
-N_PI = 7
+PI_MAX_SEQS, PI_BUDGET, PI_BLOCK, PI_BLOCKS, PI_SWAP, PI_ROUND_ROBIN, PI_GPUS, PI_BLOCK_SHIFT = range(8)
+N_PI = 8
 PF_SWAP_S_PER_BLOCK, PF_IDLE_W, PF_PREFILL_W, PF_DECODE_W, PF_ALPHA, PF_DECODE_FREQ_SENS, PF_DECODE_MEM_SHARE = range(7)
 N_PF = 7
 
