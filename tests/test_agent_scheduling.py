@@ -241,9 +241,7 @@ def test_observation_hides_true_output_lengths():
     b = AgentSchedulingEnv(n_agents=10)
     obs_a, _ = a.reset(seed=5)
     b.reset(seed=5)
-    wq = b.wq.copy()
-    wq[:, dyn.W_OUTPUT] = 7
-    b._wq = wq
+    b.state.wq[:, dyn.W_OUTPUT] = 7
     np.testing.assert_array_equal(obs_a, b._observe())
 
 
@@ -309,3 +307,18 @@ def test_bayesian_sjf_learns_from_finished_requests_in_the_env():
     run_episode(env, policy, seed=0, record_actions=False)
     policy.observe_finished()
     assert policy.posterior.n.sum() == env.unwrapped.state.workload.n_requests
+
+
+def test_set_state_restores_a_snapshot_of_another_episode():
+    env = AgentSchedulingEnv(n_agents=15)
+    env.reset(seed=1)
+    for _ in range(30):
+        env.step(env._default_action())
+    snap = env.get_state()
+    first = [env.step(env._default_action())[:3] for _ in range(40)]
+    env.reset(seed=2)  # another workload (another number of requests)
+    env.set_state(snap)
+    again = [env.step(env._default_action())[:3] for _ in range(40)]
+    for (o1, r1, t1), (o2, r2, t2) in zip(first, again):
+        np.testing.assert_array_equal(o1, o2)
+        assert (r1, t1) == (r2, t2)

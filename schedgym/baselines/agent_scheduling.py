@@ -108,15 +108,19 @@ class RoundRobin(_AgentPolicy):
 
 @register_policy(FAMILY, "vtc", "heuristic", "VTC (OSDI'24): least-served backlogged tenant first, cost = input + 2 x output tokens")
 class VTC(_AgentPolicy):
-    """Virtual Token Counter (Sheng et al., "Fairness in Serving Large Language Models", OSDI'24, Alg. 2).
+    """Virtual Token Counter (Sheng et al., "Fairness in Serving Large Language Models", OSDI'24, Alg. 2;
+    its artifact's ``VTCReqQueue``, github.com/Ying1123/VTC-artifact).
 
     One counter per tenant (client): the service it received, weighted ``w_p = 1`` per input token and
-    ``w_q = 2`` per output token (the paper's default weights; the env's ``tenant_service``), plus a lift.
-    Admission picks, among the offered requests that fit, one of the backlogged tenant with the smallest
-    counter (its oldest). *Counter lift*: a tenant that was not backlogged at the previous decision and is
-    now (a returning client) has its counter raised to the smallest counter of the tenants that stayed
-    backlogged, or, if none did, to the counter of the tenant admitted last, so that idle time does not
-    bank credit. VTC never preempts for fairness; on KV exhaustion it drops the newest (vLLM).
+    ``w_q = 2`` per output token (the paper's default prices), plus a lift. Here service is the env's
+    ``tenant_service``, counted as tokens are processed (the artifact charges a prompt when it is
+    admitted). Admission picks, among the offered requests that fit, the oldest of the backlogged tenant
+    with the smallest counter (the artifact stops admitting when that tenant's head does not fit; here
+    the next tenant gets the free memory, keeping the scheduler work-conserving). *Counter lift*: a tenant
+    whose queue was empty and now holds a request (a returning client) has its counter raised to
+    ``max(own, min over the other backlogged tenants)``, so idle time does not bank credit; with no other
+    tenant backlogged it is left as is (as in the artifact). The lift is applied at the first decision
+    after the tenant returns. VTC never preempts for fairness; on KV exhaustion it drops the newest (vLLM).
     """
 
     name = "vtc"
@@ -126,7 +130,6 @@ class VTC(_AgentPolicy):
         t = self.env.state.workload.n_tenants
         self.lift = np.zeros(t)
         self.backlogged = np.zeros(t, dtype=bool)
-        self.last_counter = 0.0
 
     def counters(self) -> np.ndarray:
         return self.env.state.tenant_service + self.lift
@@ -135,10 +138,9 @@ class VTC(_AgentPolicy):
         now = self.env.state.tenant_waiting > 0
         new = now & ~self.backlogged
         stayed = now & self.backlogged
-        if new.any():
+        if new.any() and stayed.any():
             c = self.counters()
-            floor = c[stayed].min() if stayed.any() else self.last_counter
-            self.lift[new] += np.maximum(floor - c[new], 0.0)
+            self.lift[new] += np.maximum(c[stayed].min() - c[new], 0.0)
         self.backlogged = now
 
     def act(self, obs: Any, info: dict[str, Any]) -> int:
@@ -149,9 +151,7 @@ class VTC(_AgentPolicy):
         env = self.env
         tenants = env.wq[cands, dyn.W_TENANT]
         c = self.counters()[tenants]
-        i = int(np.lexsort((cands, env.state.qf[cands, QF_ENQ], c))[0])
-        self.last_counter = float(self.counters()[tenants[i]])
-        return i
+        return int(np.lexsort((cands, env.state.qf[cands, QF_ENQ], c))[0])
 
 
 class LogNormalPosterior:

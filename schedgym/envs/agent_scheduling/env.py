@@ -21,19 +21,14 @@ from schedgym.envs.agent_scheduling.types import (
     CF_BUSY_S,
     CF_KV_BLOCK_S,
     CI_FREE,
-    CI_NEED_COMPOSE,
+    DECISION_NAMES,
     DONE,
-    GF_AGENT_S,
-    GF_CLOCK,
     GF_NEXT_SUBMIT,
     GF_REWARD,
     GF_SWAP_S,
-    GI_CORE,
-    GI_KIND,
     GI_N_AGENTS_ARRIVED,
     GI_N_AGENTS_DONE,
     GI_N_DECISIONS,
-    GI_N_DONE,
     GI_N_KV_CONSTRAINED,
     GI_N_KV_PREEMPT,
     GI_N_RECOMPUTES,
@@ -50,12 +45,13 @@ from schedgym.envs.agent_scheduling.types import (
     PENDING,
     PREEMPT,
     QF_ENQ,
-    QF_FINISH,
     QF_FIRST,
     QF_READY,
     QF_RUN_START,
     QF_WAITED,
+    QI_BLOCKS,
     QI_CORE,
+    QI_GENERATED,
     QI_STATE,
     QI_TARGET,
     SLICE_END,
@@ -65,7 +61,7 @@ from schedgym.envs.agent_scheduling.types import (
 from schedgym.envs.agent_scheduling.workload import TYPE_NAMES, _mix_probabilities, generate_workload
 from schedgym.envs.core.base import SchedEnv
 from schedgym.envs.core.traces import check_workload, load_workload_trace, scale_rate
-from schedgym.envs.core.validation import check_choice, check_float, check_int
+from schedgym.envs.core.validation import check_float, check_int
 from schedgym.sim.serving import ServingParams, build_profile
 
 __all__ = ["AgentSchedulingEnv", "OBS_CLIP", "REWARD_SCALE_S"]
@@ -155,8 +151,8 @@ class AgentSchedulingEnv(SchedEnv):
     | parameter | type | default | meaning |
     |---|---|---|---|
     | workload | str | ``"poisson"`` | ``"poisson"`` (agents at ``agent_rate``), ``"tenants"`` (four tenants, one heavy; fairness), ``"azure-code"`` / ``"azure-conv"`` (Azure 2023 arrival times, thinned by ``rate_scale``, each row one agent whose first request has the row's lengths) or ``"trace:<path>"`` |
-    | agent_rate | float | 0.1 | agents per second (``poisson``, ``tenants``) |
-    | rate_scale | float | 0.04 | thinning of a trace's arrivals (0.04 x azure-code's 2.57 req/s = 0.1 agents/s, in bursts) |
+    | agent_rate | float | 0.2 | agents per second (``poisson``, ``tenants``) |
+    | rate_scale | float | 0.08 | thinning of a trace's arrivals (0.08 x azure-code's 2.57 req/s = 0.21 agents/s, in bursts) |
     | trace_columns, trace_time_unit | dict, str | Azure names, ``"datetime"`` | columns / time unit of ``trace:`` files |
     | n_agents | int | 100 | agents per episode (at most a trace's rows) |
     | agent_mix | dict or None | uniform | weights over agent types (not with ``tenants``) |
@@ -173,10 +169,12 @@ class AgentSchedulingEnv(SchedEnv):
     | max_sim_s | float | 7200 | simulated-time limit |
 
     **Defaults chosen so that scheduling matters** (``benchmarks/table_agent_scheduling.py``; test
-    ``test_defaults_make_waiting_and_kv_matter``): TP2 leaves a KV pool of ~18k tokens per core, two to
-    six agent contexts of 2k-8k tokens, so the cache binds; 2 cores and 0.1 agents/s keep them loaded, so
-    under FIFO agents spend >= 40 % of their turnaround waiting and >= 10 % of decisions are
-    KV-constrained.
+    ``test_defaults_make_waiting_and_kv_matter``): TP2 leaves a KV pool of 18,310 tokens per core, room for
+    two to six agent contexts of 2k-8k tokens, so the cache binds (TP4 would leave 457,763 and it never
+    would); 2 cores and 0.2 agents/s load them so that under FIFO agents spend 54-60 % of their turnaround
+    waiting (>= 40 % required) and 85-89 % of decisions are KV-constrained (>= 10 %) on seeds 0-2 (62-76 % and
+    79-86 % on azure-code). At 0.1 agents/s waiting is only 3-6 % of turnaround: continuous batching absorbs
+    the load until KV binds.
 
     ``gym.make("schedgym/AgentScheduling-v1", n_agents=20, workload="tenants")``
 
@@ -305,8 +303,6 @@ class AgentSchedulingEnv(SchedEnv):
         wq[:, dyn.W_TENANT] = wl.agent_tenant[wl.req_agent]
         wq[:, dyn.W_LAST] = wl.req_tool < 0
         wq[:, dyn.W_TYPE] = wl.agent_type[wl.req_agent]
-        wq.setflags(write=False)
-        self._wq = wq
         qi = np.zeros((n, N_QI), dtype=np.int64)
         qi[:, QI_CORE] = -1
         qi[:, QI_TARGET] = wl.req_prompt_tokens
@@ -321,6 +317,7 @@ class AgentSchedulingEnv(SchedEnv):
         n_win = int(np.ceil(self.max_sim_s / self.fairness_window_s)) + 1
         self.state = AgentSchedState(
             workload=wl,
+            wq=wq,
             qi=qi,
             qf=qf,
             ci=ci,
@@ -346,7 +343,7 @@ class AgentSchedulingEnv(SchedEnv):
         if st.decision_kind != NO_DECISION:
             if self._record:
                 self._record_before(action)
-            dyn.apply_action(action, self._p, self._pf, self._wq, st.qi, st.qf, st.ci, st.running, st.visible,
+            dyn.apply_action(action, self._p, self._pf, self.state.wq, st.qi, st.qf, st.ci, st.running, st.visible,
                              st.victims, st.gi, st.gf, st.tenant_waiting)  # fmt: skip
         reward = self._advance()
         done = st.decision_kind == NO_DECISION
@@ -357,7 +354,7 @@ class AgentSchedulingEnv(SchedEnv):
     def _advance(self) -> float:
         st = self.state
         st.gf[GF_REWARD] = 0.0
-        dyn.advance(self._p, self._pf, self._prof, self._wq, st.workload.req_tool_s, st.qi, st.qf, st.ci, st.cf,
+        dyn.advance(self._p, self._pf, self._prof, self.state.wq, st.workload.req_tool_s, st.qi, st.qf, st.ci, st.cf,
                     st.running, st.sched, st.visible, st.victims, st.mask, st.gi, st.gf, st.agent_finish_s,
                     st.tenant_waiting, st.tenant_service, st.win_service, st.win_backlog_s)  # fmt: skip
         if self._record:
@@ -391,8 +388,6 @@ class AgentSchedulingEnv(SchedEnv):
         return 2 * k
 
     def _extra_info(self) -> dict[str, Any]:
-        from schedgym.envs.agent_scheduling.types import DECISION_NAMES
-
         return {"decision": DECISION_NAMES[self.state.decision_kind]}
 
     # ------------------------------------------------------------------ observation
@@ -403,7 +398,7 @@ class AgentSchedulingEnv(SchedEnv):
     def _observe(self) -> np.ndarray:
         st = self.state
         obs = np.empty(self.obs_size, dtype=np.float32)
-        dyn.observe(obs, self._p, self._pf, self._prof, self._wq, st.qi, st.qf, st.ci, st.cf, st.visible, st.victims,
+        dyn.observe(obs, self._p, self._pf, self._prof, self.state.wq, st.qi, st.qf, st.ci, st.cf, st.visible, st.victims,
                     st.gi, st.gf, st.tenant_waiting, st.tenant_service, len(TYPE_NAMES), self.n_active_agents(),
                     OBS_CLIP)  # fmt: skip
         return obs
@@ -411,8 +406,8 @@ class AgentSchedulingEnv(SchedEnv):
     # ------------------------------------------------------------------ views for policies and tests
     @property
     def wq(self) -> np.ndarray:
-        """Read-only per-request workload columns (``dynamics.W_*``) of this episode."""
-        return self._wq
+        """Per-request workload columns (``dynamics.W_*``) of this episode (treat as read-only)."""
+        return self.state.wq
 
     def agent_lower_bounds_s(self) -> np.ndarray:
         """Per agent: the proven lower bound on its turnaround (``bounds.py``)."""
@@ -420,14 +415,10 @@ class AgentSchedulingEnv(SchedEnv):
 
     def swap_cost_s(self, req: int | np.ndarray) -> np.ndarray:
         """Copy time of swapping a request's KV out and back in (its current blocks)."""
-        from schedgym.envs.agent_scheduling.types import QI_BLOCKS
-
         return 2.0 * self.state.qi[req, QI_BLOCKS] * self.params.swap_s_per_block
 
     def recompute_cost_s(self, req: int | np.ndarray) -> np.ndarray:
         """Prefill time of a request's prompt + generated tokens (what a recompute re-does)."""
-        from schedgym.envs.agent_scheduling.types import QI_GENERATED
-
         st = self.state
         tokens = np.atleast_1d(st.workload.req_prompt_tokens[req] + st.qi[req, QI_GENERATED])
         out = np.array([self.profile.prefill_s(float(x)) for x in tokens])

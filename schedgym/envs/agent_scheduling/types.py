@@ -92,6 +92,7 @@ class AgentSchedState:
     """The simulator state of one episode."""
 
     workload: Workload  # immutable arrays of this episode's agents and requests (true lengths inside)
+    wq: np.ndarray  # (N, dynamics.N_W) int64 the workload's per-request columns the kernels read (W_*)
     qi: np.ndarray  # (N, N_QI) int64 per-request progress (QI_* columns)
     qf: np.ndarray  # (N, N_QF) float64 per-request times (QF_* columns)
     ci: np.ndarray  # (C, N_CI) int64 per-core counters (CI_* columns)
