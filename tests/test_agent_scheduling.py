@@ -322,3 +322,19 @@ def test_set_state_restores_a_snapshot_of_another_episode():
     for (o1, r1, t1), (o2, r2, t2) in zip(first, again):
         np.testing.assert_array_equal(o1, o2)
         assert (r1, t1) == (r2, t2)
+
+
+@pytest.mark.parametrize("policy", ["fifo", "round_robin", "agent_srpt_oracle"])
+def test_service_and_tool_times_are_conserved(policy):
+    """VTC service adds up to input + 2 x output tokens of every request, whatever was swapped or recomputed;
+    an agent's next request is submitted exactly when its tool finishes."""
+    env, res = run(policy, 3, n_agents=30, workload="tenants")
+    assert res.metrics["agents_unfinished"] == 0 and res.metrics["preemptions"] > 0
+    wl = env.state.workload
+    expected = np.bincount(wl.agent_tenant[wl.req_agent], weights=wl.req_prompt_tokens + 2.0 * wl.req_output_tokens)
+    np.testing.assert_allclose(env.state.tenant_service, expected)
+    np.testing.assert_allclose(env.state.win_service.sum(axis=0), expected)
+    from schedgym.envs.agent_scheduling.types import QF_FINISH, QF_READY
+
+    later = np.flatnonzero(wl.req_step > 0)
+    np.testing.assert_allclose(env.state.qf[later, QF_READY], env.state.qf[later - 1, QF_FINISH] + wl.req_tool_s[later - 1])
