@@ -214,7 +214,7 @@ def test_sweep_task_agrees_with_the_servers_deployable_function(tmp_path: Path, 
     from schedgym.benchmark.render import load_boards
     from schedgym.envs.power_capping.oversubscription import servers_deployable
 
-    env_kwargs = {"workload": "azure-conv", "provisioned_servers": 8, "episode_s": 900}
+    env_kwargs = {"workload": "azure-conv", "provisioned_servers": 8, "episode_hours": 0.25, "rate_scale": 2.0}
     base = get_task("power-servers-deployable-quick")
     tiny = dataclasses.replace(
         base,

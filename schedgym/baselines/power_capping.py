@@ -1,8 +1,10 @@
-"""Baselines for PowerCapping-v0: no cap, a static cap, POLCA's threshold policy and a Bayesian policy.
+"""Baselines for PowerCapping-v1: no cap, a static cap, POLCA's threshold policy, a Bayesian policy and a
+clairvoyant reference.
 
-All of them act on what a row manager sees: the observation (row power / budget over recent windows,
-caps in force and commanded) and ``info["telemetry"]`` (row and per-class power, budget, brake state).
-None reads the future.
+``no_cap``, ``static_cap``, ``polca`` and ``bayesian`` act on what a row manager sees: the observation
+(row power / budget over recent windows, caps in force and commanded; named by
+``schedgym.envs.power_capping.env.OBS_INDEX``) and ``info["telemetry"]``. None reads the future.
+``clairvoyant`` is an oracle: it reads the future with the true simulator.
 """
 
 from __future__ import annotations
@@ -15,11 +17,22 @@ from scipy import stats
 
 from schedgym.baselines import register_policy
 from schedgym.envs.power_capping import power_model as pm
+from schedgym.envs.power_capping.env import OBS_INDEX
 
-__all__ = ["NoCapPolicy", "StaticCapPolicy", "PolcaPolicy", "BayesianCapPolicy"]
+__all__ = ["NoCapPolicy", "StaticCapPolicy", "PolcaPolicy", "BayesianCapPolicy", "ClairvoyantPolicy"]
 
 _FAMILY = "PowerCapping"
-_OBS_MAX_INTERVAL = 1  # index of "max power fraction over the last decision interval" in the observation
+_MAX_INTERVAL = OBS_INDEX["power_frac_max_interval"]
+_POLCA_SIGNALS = {"mean": OBS_INDEX["power_frac_mean_interval"], "max": _MAX_INTERVAL}
+
+
+def _preference(env: Any) -> np.ndarray:
+    """Actions from least to most restrictive: highest HP cap first (HP has the tighter loss budget),
+    then highest LP cap."""
+    n_hp = len(env.hp_caps_mhz)
+    actions = np.arange(env.action_space.n)
+    order = np.lexsort((-env.lp_caps_mhz[actions // n_hp], -env.hp_caps_mhz[actions % n_hp]))
+    return actions[order]
 
 
 @register_policy(_FAMILY, "no_cap", "heuristic", "never cap (relies on the power brake)")
@@ -57,7 +70,11 @@ class StaticCapPolicy:
 class PolcaPolicy:
     """POLCA's row-level policy (Patel et al., ASPLOS'24), from row power telemetry only.
 
-    ``p`` is the row's maximum power / budget over the last decision interval. Levels:
+    ``p`` is the row's power / budget as a row manager reads it: by default the meter's average over
+    the last decision interval (``signal="mean"``; PDU meters report averaged power, and POLCA's
+    thresholds are set against row power, not against sub-second prefill spikes); ``signal="max"`` uses
+    the largest 1-s reading of the interval instead (more conservative: on azure-conv it caps LP so
+    often that it deploys fewer servers than no_cap). Levels:
 
     ====== ====================== ===========================================
     level  caps                   entered when
@@ -81,9 +98,15 @@ class PolcaPolicy:
         lp_mhz_1: float = pm.F_BASE_MHZ,
         lp_mhz_2: float = 1110.0,
         hp_mhz: float = 1305.0,
+        signal: str = "mean",
     ) -> None:
+        if signal not in _POLCA_SIGNALS:
+            raise ValueError(f"signal must be one of {sorted(_POLCA_SIGNALS)}, got {signal!r}")
+        self._signal = _POLCA_SIGNALS[signal]
         if not 0 < t1 < t2:
             raise ValueError(f"polca needs 0 < t1 < t2, got t1={t1}, t2={t2}")
+        if not 0 <= hysteresis < t1:
+            raise ValueError(f"hysteresis must be in [0, t1), got {hysteresis!r}")
         self.name = "polca"
         self.t1, self.t2, self.hysteresis = float(t1), float(t2), float(hysteresis)
         self.lp_mhz_1, self.lp_mhz_2, self.hp_mhz = float(lp_mhz_1), float(lp_mhz_2), float(hp_mhz)
@@ -104,7 +127,7 @@ class PolcaPolicy:
         )
 
     def act(self, obs: Any, info: dict[str, Any]) -> int:
-        p = float(np.asarray(obs)[_OBS_MAX_INTERVAL])
+        p = float(np.asarray(obs)[self._signal])
         level = self._level
         if p > self.t2:
             if level < 2:
@@ -122,20 +145,28 @@ class PolcaPolicy:
         return self._actions[level]
 
 
+def _dynamic_factor(freq_mhz: np.ndarray | float, prefill_share: float) -> np.ndarray:
+    """Share of a server's dynamic power left at ``freq_mhz`` for a phase mix (power_model)."""
+    wp = pm.PREFILL_DYN_W * prefill_share
+    wd = pm.DECODE_DYN_W * (1.0 - prefill_share)
+    return (wp * pm.prefill_power_factor(freq_mhz) + wd * pm.decode_power_factor(freq_mhz)) / (wp + wd)
+
+
 @register_policy(_FAMILY, "bayesian", "bayesian", "least restrictive caps with P(row power > budget) < epsilon")
 class BayesianCapPolicy:
     """Least restrictive caps whose posterior predictive risk of exceeding the budget is below ``epsilon``.
 
     Telemetry each decision: ``m`` = max row power over the last interval (W), the per-class power of
-    the last second and the caps in force. With ``kappa(f) = (f / 1410) ** ALPHA`` (power_model), the
-    row's *uncapped-equivalent* power is::
+    the last second, the prefill share and the caps in force. With ``kappa(f)`` the share of a server's
+    dynamic power left at clock ``f`` for the current phase mix (power_model: prefill ~ f^ALPHA, decode
+    keeps its HBM share), the row's *uncapped-equivalent* power is::
 
         X = S + D_hp / kappa(f_hp) + D_lp / kappa(f_lp)       (normalised by the budget B)
 
     where ``S = n_servers * SERVER_IDLE_W`` is the static part and ``D_c`` the dynamic power of class
-    ``c`` (its power minus its servers' idle power; the interval max ``m`` is split between the classes in
-    proportion to their last-second dynamic power). The quantity to forecast is the rise of ``X`` over
-    the horizon ``h = ceil((actuation_delay_s + decision_interval_s) / decision_interval_s)`` decisions,
+    ``c`` (the interval max ``m`` minus ``S``, split between the classes in proportion to their
+    last-second dynamic power). The quantity to forecast is the rise of ``X`` over the horizon
+    ``h = ceil((actuation_delay_s + decision_interval_s) / decision_interval_s)`` decisions,
     ``delta_k = max(X_{k+1..k+h}) - X_k``, observed over the last ``window`` decisions.
 
     Model: ``delta ~ Normal(mu, sigma^2)`` with a conjugate Normal-Inverse-Gamma prior
@@ -178,12 +209,10 @@ class BayesianCapPolicy:
         self._eq: tuple[float, float] | None = None
         n_hp = len(env.hp_caps_mhz)
         actions = np.arange(env.action_space.n)
-        self._lp_kappa = pm.dynamic_power_factor(env.lp_caps_mhz[actions // n_hp])
-        self._hp_kappa = pm.dynamic_power_factor(env.hp_caps_mhz[actions % n_hp])
-        # Least restrictive first: highest HP cap, then highest LP cap.
-        order = np.lexsort((-env.lp_caps_mhz[actions // n_hp], -env.hp_caps_mhz[actions % n_hp]))
-        self._preference = actions[order]
-        self._last_action = self._preference[0]
+        self._lp_mhz = env.lp_caps_mhz[actions // n_hp]
+        self._hp_mhz = env.hp_caps_mhz[actions % n_hp]
+        self._preference = _preference(env)
+        self._last_action = int(self._preference[0])
 
     def _posterior_predictive(self) -> tuple[float, float, float]:
         """(dof, loc, scale) of the Student-t predictive of the horizon increment."""
@@ -215,16 +244,17 @@ class BayesianCapPolicy:
         if tel is None or tel["t_s"] == 0:
             return int(self._last_action)
         budget = self._budget
+        share = float(min(max(tel.get("prefill_share", 0.0), 0.0), 1.0))
         valid = not tel["braking"] and tel["row_power_w"] > 0
         if valid:
             dyn_hp = max(tel["hp_power_w"] - self._idle_hp_w, 0.0)
             dyn_lp = max(tel["lp_power_w"] - self._idle_lp_w, 0.0)
             if dyn_hp + dyn_lp > 0:
                 self._last_split = (dyn_hp / (dyn_hp + dyn_lp), dyn_lp / (dyn_hp + dyn_lp))
-            m = float(np.asarray(obs)[_OBS_MAX_INTERVAL]) * budget
+            m = float(np.asarray(obs)[_MAX_INTERVAL]) * budget
             dyn = max(m - self._static_w, 0.0)
-            k_hp = float(pm.dynamic_power_factor(tel["active_hp_mhz"]))
-            k_lp = float(pm.dynamic_power_factor(tel["active_lp_mhz"]))
+            k_hp = float(_dynamic_factor(tel["active_hp_mhz"], share))
+            k_lp = float(_dynamic_factor(tel["active_lp_mhz"], share))
             d_hp_eq = dyn * self._last_split[0] / k_hp
             d_lp_eq = dyn * self._last_split[1] / k_lp
             self._eq = (d_hp_eq, d_lp_eq)
@@ -239,13 +269,81 @@ class BayesianCapPolicy:
         if d_eq <= 0:
             return int(self._preference[0])
         dof, loc, scale = self._posterior_predictive()
-        capped = d_hp_eq * self._hp_kappa + d_lp_eq * self._lp_kappa  # (A,) dynamic power at each caps pair
+        capped = d_hp_eq * _dynamic_factor(self._hp_mhz, share) + d_lp_eq * _dynamic_factor(self._lp_mhz, share)
         delta_star = ((budget - self._static_w) * d_eq / capped - d_eq) / budget
         risk = stats.t.sf(delta_star, dof, loc=loc, scale=scale)
         ok = risk[self._preference] < self.epsilon
-        if ok.any():
-            action = self._preference[int(np.argmax(ok))]
-        else:
-            action = int(np.argmin(capped))
-        self._last_action = int(action)
-        return int(action)
+        action = int(self._preference[int(np.argmax(ok))]) if ok.any() else int(np.argmin(capped))
+        self._last_action = action
+        return action
+
+
+@register_policy(_FAMILY, "clairvoyant", "oracle", "knows future power (true simulator), so never late: bound")
+class ClairvoyantPolicy:
+    """The least restrictive caps that keep the row under its budget, chosen with the future known.
+
+    A command issued at ``t`` governs the interval ``[t + delay, t + delay + interval)`` and nothing
+    else (later commands govern later intervals). With the future known, issuing it ``delay`` seconds
+    early is the same as acting with no actuation delay. At each decision the policy copies the
+    controlled row (:func:`schedgym.envs.power_capping.dynamics.controlled_row_copy`), runs it with the
+    true simulator to ``t + delay`` under the commands already in flight, and tries the caps from least
+    to most restrictive (highest HP cap first, then highest LP cap) over the governed interval; it
+    commands the first whose row power stays within ``(1 - margin)`` of the budget with no brake event,
+    else the most restrictive. So it never brakes unless even the tightest caps cannot prevent it.
+
+    It is the bound column of the PowerCapping tasks: no delayed controller sees what it sees, and a
+    test checks no shipped policy deploys more servers or earns a lower rule loss. It is a greedy
+    oracle, not a proven optimum: a policy that caps earlier to save later could in principle beat it.
+    """
+
+    def __init__(self, margin: float = 0.0) -> None:
+        if not 0 <= margin < 0.5:
+            raise ValueError(f"margin must be in [0, 0.5), got {margin!r}")
+        self.name = "clairvoyant"
+        self.margin = float(margin)
+
+    def reset(self, env: Any) -> None:
+        self._env = env
+        self._preference = _preference(env)
+        self._shadow: Any = None  # the controlled row's exact future at t + delay (see act)
+        self._last: int | None = None
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        from schedgym.envs.power_capping import dynamics as dyn
+        from schedgym.envs.power_capping.types import C_ACTIVE_HP, C_ACTIVE_LP, C_BRAKE_EVENTS, C_COMMANDED, C_T
+
+        env = self._env
+        p = env.params
+        s = env.state
+        t = int(s.ctl[C_T])
+        start = t + p.actuation_delay_s
+        end = min(start + p.decision_interval_s, p.horizon_s)
+        if start >= p.horizon_s:
+            self._shadow, self._last = None, None
+            return int(self._preference[0])
+        # The shadow row runs ``delay`` seconds ahead under the commands in flight; it is rebuilt from the
+        # env when it does not match (first decision, a restored snapshot, an action that was not ours).
+        shadow = self._shadow
+        if (
+            shadow is None
+            or int(shadow.ctl[C_T]) != start
+            or (self._last is not None and int(s.ctl[C_COMMANDED]) != self._last)
+        ):
+            shadow = dyn.controlled_row_copy(s, p.n_servers)
+            env.advance(shadow, start)
+        limit = p.budget_w * (1.0 - self.margin)
+        n_hp = len(p.hp_caps_mhz)
+        chosen, chosen_row = int(self._preference[-1]), None
+        for a in self._preference:
+            trial = dyn.controlled_row_copy(shadow, p.n_servers)
+            trial.ctl[C_ACTIVE_LP], trial.ctl[C_ACTIVE_HP] = int(a) // n_hp, int(a) % n_hp
+            brakes = int(trial.ctl[C_BRAKE_EVENTS])
+            env.advance(trial, end)
+            chosen_row = trial
+            if int(trial.ctl[C_BRAKE_EVENTS]) == brakes and trial.power_w[start:end].max() <= limit:
+                chosen = int(a)
+                break
+        # The last trial run is the chosen one (the first that kept the budget, or the most restrictive).
+        trial.ctl[C_COMMANDED] = chosen
+        self._shadow, self._last = chosen_row, chosen
+        return chosen

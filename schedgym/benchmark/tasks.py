@@ -108,7 +108,7 @@ def task_key(task: Task) -> str:
 _MINIMALLOC = tuple("ABCDEFGHIJK")
 _MM = "schedgym/MemoryMapping-v0"
 _GPU = "schedgym/GPUAutoscaling-v1"
-_PC = "schedgym/PowerCapping-v0"
+_PC = "schedgym/PowerCapping-v1"
 _AS = "schedgym/AgentScheduling-v1"
 
 
@@ -244,15 +244,15 @@ def _gpu_tasks(tier: str) -> list[Task]:
 def _power_tasks(tier: str) -> list[Task]:
     quick = tier == "quick"
     seeds = (0, 1, 2)
-    base = {"workload": "azure-conv", "provisioned_servers": 40}
+    base: dict[str, Any] = {"workload": "azure-conv", "provisioned_servers": 40}
     if quick:
-        base["episode_s"] = 1800
+        base["episode_hours"] = 0.5
     counts = range(40, 61, 2) if quick else range(40, 65)  # up to +60 %; POLCA reports +30 %
     suffix = "-quick" if quick else ""
     return [
         Task(
             name=f"power-servers-deployable{suffix}",
-            version=1,
+            version=2,
             tier=tier,
             env_id=_PC,
             description="POLCA's sweep: most servers on a 40-server power budget with 0 brakes, HP/LP loss <= 1 %/2 %",
@@ -262,23 +262,25 @@ def _power_tasks(tier: str) -> list[Task]:
             metric="episode_return",
             direction="max",
             reference="polca",
-            bound=None,
+            bound="clairvoyant",
             aggregate="sweep",
             sweep=SweepRule(provisioned_servers=40),
         ),
         Task(
-            name=f"power-52{suffix}",
+            name=f"power-deep-oversubscription{suffix}",
             version=1,
             tier=tier,
             env_id=_PC,
-            description="52 servers on a 40-server budget (POLCA's +30 %), azure-conv: episode return",
-            env_kwargs={**base, "n_servers": 52},
-            instances=(TaskInstance("n_servers=52", {}),),
-            seeds=seeds if quick else (0, 1, 2, 3, 4),
-            metric="episode_return",
-            direction="max",
+            description="60 servers on a 40-server budget (1.5x), azure-conv: HP + LP perf loss with zero brake events",
+            env_kwargs={**base, "n_servers": 60},
+            instances=(TaskInstance("n_servers=60", {}),),
+            seeds=seeds,
+            metric="perf_loss",
+            direction="min",
             reference="polca",
-            bound=None,
+            bound="clairvoyant",
+            constraint="no_brakes",
+            constraint_order="within_budget_frac",
         ),
     ]
 

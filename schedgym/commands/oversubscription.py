@@ -9,8 +9,10 @@ HELP = "find the largest n_servers a PowerCapping policy keeps safe on a provisi
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", required=True, help="a PowerCapping baseline: no_cap, static_cap, polca, bayesian")
-    parser.add_argument("--kwargs", default="{}", help="PowerCapping-v0 env kwargs as a JSON object (not n_servers)")
+    parser.add_argument(
+        "--policy", required=True, help="a PowerCapping baseline: no_cap, static_cap, polca, bayesian, clairvoyant (bound), random"
+    )
+    parser.add_argument("--kwargs", default="{}", help="PowerCapping-v1 env kwargs as a JSON object (not n_servers)")
     parser.add_argument("--policy-kwargs", default="{}", help="policy kwargs as a JSON object")
     parser.add_argument("--seeds", default="0", help="comma-separated episode seeds per count (default 0)")
     parser.add_argument("--hp-loss", type=float, default=0.01, help="max HP perf loss (default 0.01)")

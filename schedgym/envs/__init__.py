@@ -51,10 +51,10 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         test_kwargs={"workload": "synthetic", "episode_days": 0.1, "mean_rate_per_s": 2.0, "max_replicas": 12},
     ),
     EnvEntry(
-        id="schedgym/PowerCapping-v0",
+        id="schedgym/PowerCapping-v1",
         entry_point="schedgym.envs.power_capping.env:PowerCappingEnv",
-        description="Keep an oversubscribed row of LLM inference servers under its power budget with GPU clock caps (POLCA).",
-        test_kwargs={"n_servers": 10, "provisioned_servers": 8, "episode_s": 600, "rate_scale": 0.8},
+        description="Keep an oversubscribed row of LLM inference servers (serving core) under its power budget with slow GPU clock caps (POLCA).",
+        test_kwargs={"n_servers": 10, "provisioned_servers": 8, "episode_hours": 0.1},
     ),
 )
 

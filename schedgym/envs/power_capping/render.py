@@ -1,4 +1,4 @@
-"""Pictures of a PowerCapping episode: row power vs budget, caps as bands, brake events."""
+"""Pictures of a PowerCapping-v1 episode: row power vs budget with T1/T2, caps as bands, brake events, a legend."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ def render_rgb(env: PowerCappingEnv) -> np.ndarray:
     """Row power / budget over time (controlled and uncapped reference), T1/T2 lines, caps and brakes."""
     from schedgym.envs.power_capping.env import POLCA_T1, POLCA_T2
 
+    from schedgym.envs.power_capping.types import C_BRAKE_EVENTS, C_SECONDS_OVER, C_T
+
     s, p = env.state, env.params
-    t = max(s.t_s, 1)
+    t = max(int(s.ctl[C_T]), 1)
     x = np.arange(t)
     fig = new_figure(9.0, 5.0)
     ax, ax_cap = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
@@ -35,7 +37,7 @@ def render_rgb(env: PowerCappingEnv) -> np.ndarray:
     ax.set_ylabel("power / budget")
     ax.set_title(
         f"{p.n_servers} servers on a {env.provisioned_servers}-server budget ({p.budget_w / 1e3:.0f} kW): "
-        f"brakes {s.brake_events}, over budget {s.seconds_over_budget} s"
+        f"brakes {int(s.ctl[C_BRAKE_EVENTS])}, over budget {int(s.ctl[C_SECONDS_OVER])} s"
     )
     ax.legend(loc="lower right", fontsize=7, ncol=3)
     # Caps as shaded bands: how far each class's clock is below the maximum.
@@ -56,8 +58,20 @@ def render_rgb(env: PowerCappingEnv) -> np.ndarray:
 
 def render_ansi(env: PowerCappingEnv) -> str:
     """One-screen text summary: power now and recently, caps, brake state, queues."""
+    from schedgym.envs.power_capping.types import (
+        C_ACTIVE_HP,
+        C_ACTIVE_LP,
+        C_BRAKE_EVENTS,
+        C_BRAKE_UNTIL,
+        C_COMMANDED,
+        C_COMMANDED_EFFECTIVE,
+        C_SECONDS_OVER,
+        C_T,
+    )
+    from schedgym.sim.serving.state import RI_NRUN, RI_NWAIT
+
     s, p = env.state, env.params
-    t = s.t_s
+    t = int(s.ctl[C_T])
     now = s.power_w[t - 1] / p.budget_w if t else 0.0
     recent = s.power_w[max(0, t - 60) : t]
     peak60 = recent.max() / p.budget_w if recent.size else 0.0
@@ -66,15 +80,18 @@ def render_ansi(env: PowerCappingEnv) -> str:
     budget_col = int(1.0 / 1.5 * width)
     bar = bar.ljust(width)
     bar = bar[:budget_col] + "|" + bar[budget_col:]
-    lp_c, hp_c = env.caps_of_action(s.commanded_action)
+    ctl = s.ctl
+    lp_c, hp_c = env.caps_of_action(int(ctl[C_COMMANDED]))
     n, nh = p.n_servers, p.n_hp_servers
+    ri = s.fleet.ri[:, 0]
+    until = int(ctl[C_BRAKE_UNTIL])
     lines = [
         f"t={t}s/{p.horizon_s}s  row power {now:6.1%} of {p.budget_w / 1e3:.0f} kW  [{bar}]  max60s {peak60:6.1%}",
-        f"caps in force LP {p.lp_caps_mhz[s.active_lp]:.0f} MHz, HP {p.hp_caps_mhz[s.active_hp]:.0f} MHz; "
-        f"commanded LP {lp_c:.0f}, HP {hp_c:.0f} (effective at t={s.commanded_effective_s}s)",
-        f"brake {'HOLDING until t=' + str(s.brake_until_s) + 's' if t < s.brake_until_s else 'off'}; "
-        f"events {s.brake_events}, seconds over budget {s.seconds_over_budget}",
-        f"queued HP {int(s.n_queued[:nh].sum())}, LP {int(s.n_queued[nh:n].sum())}; "
-        f"decoding HP {int(s.n_decoding[:nh].sum())}, LP {int(s.n_decoding[nh:n].sum())}",
+        f"caps in force LP {p.lp_caps_mhz[ctl[C_ACTIVE_LP]]:.0f} MHz, HP {p.hp_caps_mhz[ctl[C_ACTIVE_HP]]:.0f} MHz; "
+        f"commanded LP {lp_c:.0f}, HP {hp_c:.0f} (effective at t={int(ctl[C_COMMANDED_EFFECTIVE])}s)",
+        f"brake {'HOLDING until t=' + str(until) + 's' if t < until else 'off'}; "
+        f"events {int(ctl[C_BRAKE_EVENTS])}, seconds over budget {int(ctl[C_SECONDS_OVER])}",
+        f"waiting HP {int(ri[:nh, RI_NWAIT].sum())}, LP {int(ri[nh:n, RI_NWAIT].sum())}; "
+        f"running HP {int(ri[:nh, RI_NRUN].sum())}, LP {int(ri[nh:n, RI_NRUN].sum())}",
     ]
     return "\n".join(lines)

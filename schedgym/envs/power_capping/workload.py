@@ -1,17 +1,24 @@
-"""Request arrivals of a PowerCapping episode: trace replay or a synthetic daily profile.
+"""Request arrivals of a PowerCapping-v1 row: one stream per server.
 
-Workloads (constructor kwarg ``workload``), as in GPUAutoscaling-v0:
+Workloads (constructor kwarg ``workload``):
 
 - ``"azure-code"`` / ``"azure-conv"``: the Azure LLM Inference Trace 2023 (CC-BY 4.0, Patel et al.,
-  "Splitwise", ISCA 2024), replayed from its first request; both start at about 18:15 local time.
-- ``"synthetic"``: GPUAutoscaling-v0's generator (same kwargs): a non-homogeneous Poisson process with a
-  daily (peak 14:00) and weekly profile and Markov-modulated bursts; token counts resampled (as pairs)
-  from an Azure trace; defaults calibrated to azure-conv (5.5 req/s).
-- ``"trace:<path>"``: a CSV/JSONL file (``trace_columns``, ``trace_time_unit`` as in
-  :func:`schedgym.envs.core.traces.load_workload_trace`).
+  "Splitwise", ISCA 2024), one hour each, replayed from its first request (both start about 18:15).
+- ``"synthetic"``: the shared synthetic generator (:mod:`schedgym.envs.core.synthetic`): Poisson arrivals
+  with a daily profile (peak 14:00) and Markov-modulated bursts, token counts resampled from an Azure
+  trace; episodes of any length up to days (``episode_hours``).
+- ``"trace:<path>"``: a CSV/JSONL file (``trace_columns``, ``trace_time_unit``).
 
-The trace's rate is then multiplied by the row's load scale (see the env's ``rate_scale``) with
-:func:`schedgym.envs.core.traces.scale_rate`, and each request is given a priority class.
+The row's arrivals are the workload scaled to the row (``rate_scale x n_servers / provisioned_servers``
+times the trace's rate, by thinning/replication, :func:`schedgym.envs.core.traces.scale_rate`). A router
+then splits them across the servers: each request goes to server ``k`` with probability proportional to
+``w_k(t) = exp(x_k(t))``, where ``x_k`` is a per-server AR(1) process on one-minute steps (stationary
+standard deviation ``server_variation``, correlation time ``server_variation_tau_s``). This is the
+"per-server variation" of a real row (session and tenant affinity, model/prompt mix of the
+deployments behind each server): the servers' peaks do not coincide, which is where the row's headroom
+comes from. The per-server streams partition the row's arrivals exactly (tested). Servers
+``0 .. n_hp - 1`` serve the high-priority (HP) class, the others low priority (LP); a request's class is
+its server's.
 """
 
 from __future__ import annotations
@@ -21,35 +28,38 @@ from typing import Any
 
 import numpy as np
 
-from schedgym.envs.core.traces import AZURE_TRACES, RequestTrace, load_workload_trace, scale_rate
 from schedgym.envs.core.synthetic import SyntheticParams, generate_synthetic
+from schedgym.envs.core.traces import AZURE_TRACES, RequestTrace, load_workload_trace, scale_rate
 
-__all__ = ["EpisodeRequests", "base_trace", "synthetic_trace", "episode_requests", "default_start_hour"]
+__all__ = ["RowRequests", "base_trace", "row_requests", "split_across_servers", "default_start_hour"]
 
 #: Local time at the first request of each Azure trace (timestamps 2023-11-16 18:15-18:17).
 _AZURE_START_HOUR = 18.25
+_STEP_S = 60.0
 
 
 @dataclass(frozen=True)
-class EpisodeRequests:
-    """The requests of one episode, sorted by arrival."""
+class RowRequests:
+    """The requests of one episode, sorted by arrival, with the server each is routed to."""
 
     arrival_s: np.ndarray  # (n,) float64, seconds from the episode start, < horizon_s
     prompt_tokens: np.ndarray  # (n,) int64
     output_tokens: np.ndarray  # (n,) int64
-    is_hp: np.ndarray  # (n,) bool, high-priority class
+    server: np.ndarray  # (n,) int64 in [0, n_servers)
 
     def __len__(self) -> int:
         return int(self.arrival_s.shape[0])
 
+    def of_server(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sel = self.server == k
+        return self.arrival_s[sel], self.prompt_tokens[sel], self.output_tokens[sel]
+
 
 def default_start_hour(workload: str) -> float:
-    """Time of day at the episode start when the user does not set ``start_hour``."""
     if workload in AZURE_TRACES:
         return _AZURE_START_HOUR
     if workload == "synthetic":
-        # Half an hour before the synthetic profile's 14:00 peak: an hour-long episode holds the busiest period.
-        return 13.5
+        return 0.0  # a whole day from midnight when episode_hours=24; see the env docstring
     return 0.0
 
 
@@ -60,40 +70,56 @@ def base_trace(workload: str, trace_columns: dict[str, str] | None, trace_time_u
     return load_workload_trace(workload, trace_columns, trace_time_unit)
 
 
-def synthetic_trace(
-    rng: np.random.Generator, duration_s: float, start_hour: float, rate_scale: float = 1.0, **knobs: Any
-) -> RequestTrace:
-    """``duration_s`` seconds of GPUAutoscaling's synthetic workload, its rate multiplied by ``rate_scale``.
+def split_across_servers(
+    rng: np.random.Generator, arrival_s: np.ndarray, n_servers: int, horizon_s: float, variation: float, tau_s: float
+) -> np.ndarray:
+    """Server of each request (module docstring): weighted random routing with per-server AR(1) weights."""
+    n_steps = int(np.ceil(max(horizon_s, 1.0) / _STEP_S)) + 1
+    phi = float(np.exp(-_STEP_S / tau_s))
+    x = np.empty((n_steps, n_servers))
+    x[0] = rng.normal(0.0, variation, n_servers)
+    innov = rng.normal(0.0, variation * np.sqrt(1.0 - phi * phi), (n_steps - 1, n_servers))
+    for i in range(1, n_steps):
+        x[i] = phi * x[i - 1] + innov[i - 1]
+    w = np.exp(x)
+    cdf = np.cumsum(w, axis=1)
+    cdf /= cdf[:, -1:]
+    step = np.minimum((arrival_s // _STEP_S).astype(np.int64), n_steps - 1)
+    u = rng.random(arrival_s.shape[0])
+    # Inverse CDF per request: count the servers whose cumulative weight is below u.
+    server = np.empty(arrival_s.shape[0], dtype=np.int64)
+    order = np.argsort(step, kind="stable")
+    bounds = np.searchsorted(step[order], np.arange(n_steps + 1))
+    for i in range(n_steps):
+        idx = order[bounds[i] : bounds[i + 1]]
+        if idx.size:
+            server[idx] = np.searchsorted(cdf[i], u[idx], side="right")
+    return np.minimum(server, n_servers - 1)
 
-    ``knobs`` are :class:`schedgym.envs.core.synthetic.SyntheticParams` fields
-    (``mean_rate_per_s``, ``burstiness``, ``diurnal_amplitude``, ``token_trace``, ``start_weekday``): both
-    families draw the same synthetic traffic.
-    """
-    k = dict(knobs)
-    k["mean_rate_per_s"] = float(k.get("mean_rate_per_s", SyntheticParams.mean_rate_per_s)) * rate_scale
-    params = SyntheticParams(episode_days=duration_s / 86400.0, start_hour=start_hour, **k)
-    return generate_synthetic(params, rng)
 
-
-def episode_requests(
+def row_requests(
     rng: np.random.Generator,
     base: RequestTrace | None,
     horizon_s: float,
-    rate_scale: float,
-    hp_fraction: float,
+    row_rate_scale: float,
+    n_servers: int,
     start_hour: float,
+    variation: float,
+    tau_s: float,
     synthetic_knobs: dict[str, Any] | None = None,
-) -> EpisodeRequests:
-    """Draw one episode's requests: the (scaled) trace cut at ``horizon_s``, each HP with ``hp_fraction``."""
+) -> RowRequests:
+    """One episode's requests: the scaled workload cut at ``horizon_s``, split across the servers."""
     if base is None:
-        trace = synthetic_trace(rng, horizon_s, start_hour, rate_scale, **(synthetic_knobs or {}))
+        k = dict(synthetic_knobs or {})
+        k["mean_rate_per_s"] = float(k.get("mean_rate_per_s", SyntheticParams.mean_rate_per_s)) * row_rate_scale
+        trace = generate_synthetic(SyntheticParams(episode_days=horizon_s / 86400.0, start_hour=start_hour, **k), rng)
     else:
-        trace = scale_rate(base, rate_scale, rng)
+        trace = scale_rate(base, row_rate_scale, rng)
     keep = trace.arrival_s < horizon_s
-    n = int(keep.sum())
-    return EpisodeRequests(
-        arrival_s=np.ascontiguousarray(trace.arrival_s[keep], dtype=np.float64),
+    arrival = np.ascontiguousarray(trace.arrival_s[keep], dtype=np.float64)
+    return RowRequests(
+        arrival_s=arrival,
         prompt_tokens=np.ascontiguousarray(trace.prompt_tokens[keep], dtype=np.int64),
-        output_tokens=np.ascontiguousarray(trace.output_tokens[keep], dtype=np.int64),
-        is_hp=rng.random(n) < hp_fraction,
+        output_tokens=np.ascontiguousarray(np.maximum(trace.output_tokens[keep], 1), dtype=np.int64),
+        server=split_across_servers(rng, arrival, n_servers, horizon_s, variation, tau_s),
     )
