@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numba
 import numpy as np
 
 from schedgym.envs.core import SchedEnv, check_bool, check_choice, check_int
@@ -369,47 +370,17 @@ class MemoryMappingEnv(SchedEnv):
         st = self.state
         prep = st.prep
         inst = prep.inst
-        cap = float(inst.capacity)
-        obs = np.zeros(self.observation_space.shape, dtype=np.float64)
         k = st.n_candidates
         focus = self.current_buffer() if self.action_mode == "place" else (int(st.cand_buffer[0]) if k else -1)
-        pos = 0
-        if focus >= 0:
-            obs[:BUFFER_FEATURES] = self._buffer_features(np.array([focus]))[0]
-        pos += BUFFER_FEATURES
-        if k:
-            cb = st.cand_buffer[:k]
-            x = st.cand_offset[:k]
-            lo, hi = st.cand_gap_lo[:k], st.cand_gap_hi[:k]
-            s = inst.size[cb]
-            gap = hi - lo
-            cand = np.concatenate(
-                [
-                    self._buffer_features(cb),
-                    np.stack(
-                        [
-                            x / cap,
-                            gap / cap,
-                            (gap - s) / cap,
-                            ((x == lo).astype(float) + (x + s == hi)) / 2.0,
-                            np.maximum(x - lo, hi - x - s) / cap,
-                        ],
-                        axis=-1,
-                    ),
-                ],
-                axis=1,
-            )
-            block = obs[pos : pos + CANDIDATE_FEATURES * self.K].reshape(self.K, CANDIDATE_FEATURES)
-            block[:k] = cand
-        pos += CANDIDATE_FEATURES * self.K
-        if focus >= 0:
-            obs[pos : pos + IMAGE_BINS * IMAGE_BINS] = self._occupancy_image(focus).ravel()
-        pos += IMAGE_BINS * IMAGE_BINS
-        n = max(inst.n, 1)
-        obs[pos] = st.n_decided / n
-        obs[pos + 1] = st.benefit_placed / prep.total_benefit if prep.total_benefit > 0 else 0.0
-        obs[pos + 2] = min(float(st.undecided_load.max()) / cap, 4.0) / 4.0
-        return np.clip(obs, 0.0, 1.0).astype(np.float32)
+        image = self._occupancy_image(focus) if focus >= 0 else _NO_IMAGE
+        obs = np.empty(self.observation_space.shape, dtype=np.float32)
+        _fill_observation(
+            obs, prep.buffer_features, st.cand_buffer, st.cand_offset, st.cand_gap_lo, st.cand_gap_hi, k, inst.size,
+            float(inst.capacity), focus, image, st.n_decided / max(inst.n, 1),
+            st.benefit_placed / prep.total_benefit if prep.total_benefit > 0 else 0.0,
+            min(float(st.undecided_load.max()) / float(inst.capacity), 4.0) / 4.0,
+        )
+        return obs
 
     def _occupancy_image(self, b: int) -> np.ndarray:
         st = self.state
@@ -467,6 +438,45 @@ class MemoryMappingEnv(SchedEnv):
         from schedgym.envs.memory_mapping.render import render_rgb
 
         return render_rgb(self)
+
+
+_NO_IMAGE = np.zeros((IMAGE_BINS, IMAGE_BINS))
+
+
+@numba.njit(cache=True)
+def _fill_observation(obs, features, cand_buffer, cand_offset, cand_lo, cand_hi, k, size, cap, focus, image,
+                      decided_frac, benefit_frac, load_frac):
+    """Write the flat observation (layout in the class docstring) into ``obs`` (float32), clipped to [0, 1]."""
+    obs[:] = 0.0
+    nf = features.shape[1]
+    if focus >= 0:
+        for f in range(nf):
+            obs[f] = min(max(features[focus, f], 0.0), 1.0)
+    n_cand = cand_buffer.shape[0]
+    width = nf + 5
+    for j in range(k):
+        b = cand_buffer[j]
+        base = nf + j * width
+        for f in range(nf):
+            obs[base + f] = min(max(features[b, f], 0.0), 1.0)
+        x, lo, hi, s = cand_offset[j], cand_lo[j], cand_hi[j], size[b]
+        gap = hi - lo
+        touches = ((1.0 if x == lo else 0.0) + (1.0 if x + s == hi else 0.0)) / 2.0
+        vals = (x / cap, gap / cap, (gap - s) / cap, touches, max(x - lo, hi - x - s) / cap)
+        for f in range(5):
+            obs[base + nf + f] = min(max(vals[f], 0.0), 1.0)
+    pos = nf + n_cand * width
+    if focus >= 0:
+        bins = image.shape[0]
+        for p in range(bins):
+            for q in range(bins):
+                obs[pos + p * bins + q] = min(max(image[p, q], 0.0), 1.0)
+        pos += bins * bins
+    else:
+        pos += image.shape[0] * image.shape[1]
+    obs[pos] = min(max(decided_frac, 0.0), 1.0)
+    obs[pos + 1] = min(max(benefit_frac, 0.0), 1.0)
+    obs[pos + 2] = min(max(load_frac, 0.0), 1.0)
 
 
 def _expand_bins(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
