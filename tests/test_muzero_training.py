@@ -313,3 +313,28 @@ def test_selfplay_and_learner_run_on_every_registered_env(entry: Any, model: str
     for _ in range(3):
         losses, prios = learner.update(buf.sample(cfg.batch_size))
         assert np.isfinite(list(losses.values())).all() and np.isfinite(prios).all()
+
+
+def test_episodes_in_flight_at_the_budget_are_played_to_their_end() -> None:
+    """The drain behind SelfPlayWorker._finish_episodes: stepping only the envs with an episode in flight
+    completes each of those episodes whole (so a budget below one episode per env still feeds the learner)."""
+    import torch
+
+    from schedgym.agents.muzero.actors import SelfPlayCore
+
+    torch.set_num_threads(1)
+    kwargs = {"instance": "random", "n_buffers": 12}  # every episode is exactly 12 moves
+    cfg = MuZeroConfig.from_dict({**FAST, "model": "learned", "envs_per_worker": 3, "num_simulations": 2})
+    core = SelfPlayCore(ENV_ID, kwargs, cfg, seed=0)
+    assert core.in_progress() == []
+    for _ in range(5):  # the budget ends mid-episode
+        assert core.step() == ([], [])
+    assert core.in_progress() == [0, 1, 2]
+    finished = []
+    draining = core.in_progress()
+    while draining:
+        episodes, stats = core.step(only=draining)
+        finished += episodes
+        draining = [b for b in draining if core.traces[b]["actions"]]
+    assert [len(ep.actions) for ep in finished] == [12, 12, 12]
+    assert core.in_progress() == []  # the drained envs were reset and not played further

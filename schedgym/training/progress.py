@@ -53,11 +53,15 @@ class TrainProgress:
         return self
 
     def update(
-        self, steps: int, mean_return: float | None, metric_name: str | None = None, metric_value: float | None = None
+        self, steps: int, mean_return: float | None, metric_name: str | None = None, metric_value: float | None = None,
+        extra: str | None = None,
     ) -> None:
+        """``steps`` env steps so far; mean return and main metric of recent episodes; ``extra`` appended."""
         stats = "return " + ("-" if mean_return is None else f"{mean_return:.4g}")
         if metric_name is not None:
             stats += f" | {metric_name} " + ("-" if metric_value is None else f"{metric_value:.4g}")
+        if extra:
+            stats += f" | {extra}"
         self._progress.update(steps, stats=stats)
 
     def __exit__(self, *exc: Any) -> None:

@@ -76,22 +76,25 @@ class SelfPlayCore:
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         load_numpy_state(self.net, weights)
 
-    def step(self) -> tuple[list[Episode], list[dict[str, Any]]]:
-        """One move in each of the B envs; returns the finished episodes and their stats."""
-        obs = np.stack(self.obs)
-        legal = np.stack(self.legal)
-        states = [e.unwrapped.get_state() for e in self.envs] if self.cfg.model == "simulator" else None
-        model = make_model(self.cfg.model, self.net, obs, legal, self.scratch, states)
+    def step(self, only: list[int] | None = None) -> tuple[list[Episode], list[dict[str, Any]]]:
+        """One move in each of the B envs (or the envs ``only``); returns the finished episodes and stats."""
+        rows = list(range(len(self.envs))) if only is None else list(only)
+        obs = np.stack([self.obs[b] for b in rows])
+        legal = np.stack([self.legal[b] for b in rows])
+        states = [self.envs[b].unwrapped.get_state() for b in rows] if self.cfg.model == "simulator" else None
+        scratch = [self.scratch[b] for b in rows]
+        model = make_model(self.cfg.model, self.net, obs, legal, scratch, states)
         out = gumbel_muzero_search(model, self.search_cfg, self.rng)
         finished: list[Episode] = []
         stats: list[dict[str, Any]] = []
-        for b, env in enumerate(self.envs):
-            a = int(out.action[b])
+        for row, b in enumerate(rows):
+            env = self.envs[b]
+            a = int(out.action[row])
             tr = self.traces[b]
             tr["obs"].append(self.obs[b])
             tr["actions"].append(a)
-            tr["root_values"].append(float(out.root_value[b]))
-            tr["policies"].append(out.policy_target[b])
+            tr["root_values"].append(float(out.root_value[row]))
+            tr["policies"].append(out.policy_target[row])
             o, r, term, trunc, info = env.step(a)
             tr["rewards"].append(float(r))
             self.obs[b] = np.asarray(o, np.float32).reshape(-1)
@@ -111,6 +114,10 @@ class SelfPlayCore:
                               "metrics": {k: float(v) for k, v in metrics.items() if np.isscalar(v)}})
                 self._reset(b)
         return finished, stats
+
+    def in_progress(self) -> list[int]:
+        """The envs whose current episode has started (at least one move played)."""
+        return [b for b, tr in enumerate(self.traces) if tr["actions"]]
 
 
 # --------------------------------------------------------------------------- learner
@@ -220,6 +227,13 @@ class SharedStorage:
     def set_stop(self, stop: bool = True) -> None:
         self.stop = stop
 
+    def set_selfplay_done(self, done: bool = True) -> None:
+        """Every self-play actor has played its budget: the learner no longer waits for new data."""
+        self.selfplay_done = done
+
+    def get_selfplay_done(self) -> bool:
+        return getattr(self, "selfplay_done", False)
+
     def get_stop(self) -> bool:
         return self.stop
 
@@ -287,7 +301,7 @@ class SelfPlayWorker:
                 return moves
             counters = ray.get(self.storage.get_counters.remote())
             if counters["played_steps"] >= self.timesteps:
-                return moves
+                return moves + self._finish_episodes(node_id)
             learner_started = counters["training_step"] > 0  # before that, fill the buffer freely
             if learner_started and counters["played_steps"] > counters["training_step"] / cfg.train_act_ratio + slack:
                 time.sleep(0.05)  # the learner is behind: wait (train/act ratio)
@@ -301,6 +315,30 @@ class SelfPlayWorker:
             if episodes:
                 self.replay.add.remote(episodes)
             self.storage.record_play.remote(cfg.envs_per_worker, stats, self.worker_id, node_id)
+
+    def _finish_episodes(self, node_id: str) -> int:
+        """Play the episodes in flight at the budget to their end, so that none of their steps is lost.
+
+        Only whole episodes reach the replay buffer; without this, a budget shorter than one episode per
+        env (e.g. 3,000 steps of 200-step episodes over 16 envs) would leave the learner nothing to learn
+        from. Counted steps therefore exceed the budget by at most one episode per env (as SB3 and
+        RLlib's complete-episode batches do).
+        """
+        import ray
+
+        moves = 0
+        draining = self.core.in_progress()
+        while draining:
+            if ray.get(self.storage.get_stop.remote()):
+                break
+            episodes, stats = self.core.step(only=draining)
+            moves += 1
+            if episodes:
+                self.replay.add.remote(episodes)
+            self.storage.record_play.remote(len(draining), stats, self.worker_id, node_id)
+            # an env that finished has been reset: its new episode is not played
+            draining = [b for b in draining if self.core.traces[b]["actions"]]
+        return moves
 
 
 class Learner:
@@ -364,9 +402,15 @@ class Learner:
                 break
             counters = ray.get(self.storage.get_counters.remote())
             size = ray.get(self.replay.size.remote())
-            if size < min(cfg.min_replay_transitions, cfg.replay_capacity) or (
-                core.training_step >= cfg.train_act_ratio * counters["played_steps"]
-            ):
+            selfplay_done = ray.get(self.storage.get_selfplay_done.remote())
+            if size < min(cfg.min_replay_transitions, cfg.replay_capacity):
+                if not selfplay_done:
+                    time.sleep(0.02)  # wait for self-play to fill the buffer
+                    continue
+                if size == 0:
+                    break  # self-play has ended without one whole episode: nothing to learn from
+                # else nothing more will come: train on the smaller buffer
+            elif not selfplay_done and core.training_step >= cfg.train_act_ratio * counters["played_steps"]:
                 time.sleep(0.02)  # wait for self-play (train/act ratio)
                 continue
             batch = ray.get(self.replay.sample.remote(cfg.batch_size))

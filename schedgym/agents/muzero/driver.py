@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +128,9 @@ def train(spec: TrainSpec) -> Path:
         learner_ref = learner.run.remote(spec.timesteps)
         on_poll: Callable[[RunHandles], None] | None = spec.extra.get("on_poll")
         start_played = counters.get("played_steps", 0)
+        target_updates = max(1, int(np.ceil(cfg.train_act_ratio * spec.timesteps)))  # as Learner.run
+        t_start = time.perf_counter()
+        counters_start = counters.get("training_step", 0)
         with TrainProgress(spec.timesteps, start_played, enabled=spec.progress,
                            description=f"muzero {spec.env_id}") as bar:
             while True:
@@ -144,13 +149,16 @@ def train(spec: TrainSpec) -> Path:
                         handles.events.append(event)
                         run_dir.log("selfplay_restart", **event)
                         run_refs[start_worker(i)] = i
+                if not run_refs:  # every self-play actor has played its budget
+                    storage.set_selfplay_done.remote()
                 c = ray.get(storage.get_counters.remote())
                 for s in ray.get(storage.pop_new_stats.remote()):
                     writer.add_scalar("episode/return", s["return"], c["played_steps"])
                     for k, v in s["metrics"].items():
                         writer.add_scalar(f"episode/{k}", v, c["played_steps"])
                 bar.update(c["played_steps"], ray.get(storage.recent_mean.remote()), metric_name,
-                           ray.get(storage.recent_mean.remote(metric=metric_name)) if metric_name else None)
+                           ray.get(storage.recent_mean.remote(metric=metric_name)) if metric_name else None,
+                           extra=f"learner updates {c['training_step']:,}/{target_updates:,}")
                 if on_poll is not None:
                     on_poll(handles)
                 if learner_ref in ready:
@@ -159,7 +167,17 @@ def train(spec: TrainSpec) -> Path:
         ray.get(storage.set_stop.remote())
         ray.wait(list(run_refs), num_returns=len(run_refs), timeout=30)
         counters = ray.get(storage.get_counters.remote())
-        run_dir.log("done", counters=counters, result=result, selfplay_restarts=handles.restarts,
+        wall_s = time.perf_counter() - t_start
+        played = counters.get("played_steps", 0) - start_played
+        # A move is one batched search over a worker's B envs; throughput of this run (resumes excluded).
+        rates = {"wall_s": round(wall_s, 2), "env_steps_per_s": round(played / wall_s, 2),
+                 "moves_per_s": round(played / cfg.envs_per_worker / wall_s, 2),
+                 "learner_updates_per_s": round((counters.get("training_step", 0) - counters_start) / wall_s, 2)}
+        if spec.progress:
+            print(f"muzero: {played:,} env steps ({rates['env_steps_per_s']:,.1f}/s, {rates['moves_per_s']:,.2f} "
+                  f"batched moves/s), {counters.get('training_step', 0):,} learner updates in {wall_s:,.1f} s",
+                  file=sys.stderr)
+        run_dir.log("done", counters=counters, result=result, selfplay_restarts=handles.restarts, **rates,
                     replay_transitions=ray.get(replay.size.remote()),
                     replay_total_added=ray.get(replay.total_added.remote()),
                     recent_return=ray.get(storage.recent_mean.remote()),
