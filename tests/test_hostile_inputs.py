@@ -338,6 +338,9 @@ def _cases() -> list[tuple[str, Callable[[Path], dict[str, Any]], Any, str]]:
         ("trace-year-9999", trace_case(TRACE_HEADER + "2023-11-16 18:15:46.68,374,44\n9999-11-16 18:15:46.68,374,44\n", unit="datetime"), VERR, r"{path}:3\b.*spans"),
         ("trace-year-9999-cli", trace_case(TRACE_HEADER + "2023-11-16 18:15:46.68,374,44\n9999-11-16 18:15:46.68,374,44\n", unit="datetime", via_cli=True), EXIT2, r"{path}:3\b.*spans"),
         ("trace-secret-header-cli", trace_case(_secret_csv(), via_cli=True), EXIT2, r"{path}:1\b.*lacks column"),
+        ("trace-year-9999-gpu-cli", lambda t: (lambda p: {**run_kwargs(_family_id("GPUAutoscaling"), {"workload": f"trace:{p}"}, "hpa"), "path": str(p)})(
+            write(t, "g.csv", TRACE_HEADER + "2023-11-16 18:15:46.68,374,44\n9999-11-16 18:15:46.68,374,44\n")), EXIT2, r"{path}:3\b.*spans"),
+        ("kw-gpu-rate_scale-1e9", lambda t: run_kwargs(_family_id("GPUAutoscaling"), {"workload": "azure-code", "rate_scale": 1e9}, "hpa"), EXIT2, "rate_scale"),
         ("trace-time-1e15-s", trace_case(TRACE_HEADER + "0,3,4\n1e15,3,4\n"), VERR, r"{path}:3\b"),
         ("trace-time-1e300", trace_case(TRACE_HEADER + "1e300,3,4\n"), VERR, LINE + ".*time"),
         ("trace-time-minus-1e300", trace_case(TRACE_HEADER + "0,3,4\n-1e300,3,4\n"), VERR, r"{path}:3\b.*time"),
