@@ -287,6 +287,16 @@ def test_no_policy_deploys_more_than_the_clairvoyant_bound():
     assert res["no_cap"] < res["clairvoyant"], res
 
 
+def test_no_brake_free_policy_loses_less_than_the_clairvoyant_on_a_deep_row():
+    """The deep-oversubscription score (HP + LP perf loss at zero brakes) on a small 1.2x row."""
+    loss = {}
+    for name in ("no_cap", "static_cap", "polca", "bayesian", "random", "clairvoyant"):
+        _, res = episode(name, n_servers=12, provisioned_servers=10, episode_hours=0.25)
+        loss[name] = (res.metrics["brake_events"], res.metrics["perf_loss"])
+    assert loss["clairvoyant"][0] == 0 and loss["no_cap"][0] > 0, loss
+    assert all(b > 0 or v >= loss["clairvoyant"][1] for b, v in loss.values()), loss
+
+
 def test_sweep_finds_the_largest_safe_count():
     res = servers_deployable("no_cap", env_kwargs=SWEEP_ENV, max_servers=16, patience=2)
     counts = {c.n_servers: c for c in res.counts}
