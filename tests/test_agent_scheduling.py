@@ -338,3 +338,15 @@ def test_service_and_tool_times_are_conserved(policy):
 
     later = np.flatnonzero(wl.req_step > 0)
     np.testing.assert_allclose(env.state.qf[later, QF_READY], env.state.qf[later - 1, QF_FINISH] + wl.req_tool_s[later - 1])
+
+
+def test_truncation_breaks_the_leaderboard_rule():
+    """A truncated episode averages turnaround over the finished agents only, so the tasks require all to finish."""
+    from schedgym.benchmark.tasks import get_task
+
+    _, cut = run("fifo", 0, n_agents=30, max_sim_s=60.0)
+    assert cut.metrics["all_agents_finished"] == 0.0 and 0.0 <= cut.metrics["agents_finished_frac"] < 1.0
+    _, full = run("fifo", 0, n_agents=30)
+    assert full.metrics["all_agents_finished"] == 1.0 and full.metrics["agents_finished_frac"] == 1.0
+    for name in ("agents-bursty-steady", "agents-tenants-fairness"):
+        assert get_task(name).constraint == "all_agents_finished"

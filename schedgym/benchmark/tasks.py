@@ -294,7 +294,7 @@ def _agent_tasks(tier: str) -> list[Task]:
     return [
         Task(
             name="agents-bursty-steady" + suffix,
-            version=2,
+            version=3,
             tier=tier,
             env_id=_AS,
             description="LLM agents on 2 TP2 llama2-70b cores whose KV cache binds: bursty arrivals (Azure code trace "
@@ -309,10 +309,13 @@ def _agent_tasks(tier: str) -> list[Task]:
             direction="min",
             reference="fifo",
             bound_metric="turnaround_lower_bound",
+            # A truncated episode averages over the agents that finished: leaving agents unfinished is the rule broken.
+            constraint="all_agents_finished",
+            constraint_order="agents_finished_frac",
         ),
         Task(
             name="agents-tenants-fairness" + suffix,
-            version=2,
+            version=3,
             tier=tier,
             env_id=_AS,
             description="four tenants share the cores, one heavy (half the agents, coder contexts); Jain's index of the "
@@ -325,6 +328,8 @@ def _agent_tasks(tier: str) -> list[Task]:
             metric="jain_index",
             direction="max",
             reference="fifo",
+            constraint="all_agents_finished",
+            constraint_order="agents_finished_frac",
         ),
     ]
 

@@ -197,7 +197,9 @@ class AgentSchedulingEnv(SchedEnv):
       throughout it: VTC's own measure), ``jain_index`` (Jain's index of those tenants' window service,
       averaged over windows; 1.0 when no window has two), ``tenant{i}_service`` (total service per tenant);
     - ``throughput_agents_per_min``, ``core_busy_frac``, ``kv_used_frac`` (time-average of used blocks),
-      ``sim_time_s``, ``requests_arrived/completed/unfinished``, ``agents_arrived/completed/unfinished``.
+      ``sim_time_s``, ``requests_arrived/completed/unfinished``, ``agents_arrived/completed/unfinished``;
+    - ``agents_finished_frac`` (of all the episode's agents) and ``all_agents_finished`` (1.0 or 0.0): the
+      leaderboard's rule, since a truncated episode averages turnaround over the agents that finished only.
 
     ## Version History
 
@@ -482,6 +484,8 @@ class AgentSchedulingEnv(SchedEnv):
             "agents_arrived": float(gi[GI_N_AGENTS_ARRIVED]),
             "agents_completed": float(done_agent.sum()),
             "agents_unfinished": float(gi[GI_N_AGENTS_ARRIVED] - done_agent.sum()),
+            "agents_finished_frac": float(done_agent.sum() / wl.n_agents),
+            "all_agents_finished": float(done_agent.all()),
         }
         for t, s in enumerate(st.tenant_service):
             m[f"tenant{t}_service"] = float(s)
