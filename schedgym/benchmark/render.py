@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from schedgym.benchmark.intervals import IntervalEstimate, interval_estimate
 from schedgym.benchmark.results import find_results, read_rows
 from schedgym.benchmark.tasks import TASKS, Task
 
@@ -49,6 +50,10 @@ class PolicyScore:
     #: With a task constraint: whether every episode kept it, and the mean of ``constraint_order``.
     meets: bool | None = None
     order_value: float | None = None
+    #: Per instance, the metric of each seed (sorted by seed): the samples of the interval estimate.
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    #: IQM over instances x seeds with its 95 % bootstrap CI (intervals.py); None for sweep tasks.
+    interval: IntervalEstimate | None = None
 
     @property
     def complete(self) -> bool:
@@ -144,6 +149,9 @@ def _score_mean_task(task: Task, policy: str, rows: list[Mapping[str, Any]]) -> 
         by_seed[int(r["seed"])].append(float(r["metric"]))
     seed_values = [float(np.mean(v)) for _, v in sorted(by_seed.items())]
     value = float(np.mean(seed_values))
+    samples: dict[str, list[float]] = defaultdict(list)
+    for r in sorted(rows, key=lambda r: (str(r["instance"]), int(r["seed"]))):
+        samples[str(r["instance"])].append(float(r["metric"]))
     std = float(np.std(seed_values, ddof=1)) if len(seed_values) > 1 else None  # one seed: no spread to show
     return PolicyScore(
         policy=policy,
@@ -158,6 +166,8 @@ def _score_mean_task(task: Task, policy: str, rows: list[Mapping[str, Any]]) -> 
         walltime_s=float(np.mean([float(r["walltime_s"]) for r in rows])),
         date=max(str(r["date"]) for r in rows),
         per_instance=_mean_over_seeds(rows, lambda r: r["metric"]),
+        samples=dict(samples),
+        interval=interval_estimate(samples),
         meets=None if task.constraint is None else all(
             float((r.get("metrics") or {}).get(task.constraint, 0.0)) >= 1.0 for r in rows
         ),
@@ -310,9 +320,16 @@ def _value_cell(s: PolicyScore) -> str:
     return txt
 
 
+def _interval_cell(s: PolicyScore) -> str:
+    if s.interval is None:
+        return "—"
+    i = s.interval
+    return f"{_fmt(i.iqm)} [{_fmt(i.ci_low)}, {_fmt(i.ci_high)}]"
+
+
 def _task_rows(b: TaskBoard) -> tuple[list[str], list[list[str]]]:
     t = b.task
-    header = ["policy", "kind", t.metric_label, "seeds", "score vs " + t.reference, "gap to " + (t.bound or t.bound_metric or "bound"), "walltime s/episode", "date"]
+    header = ["policy", "kind", t.metric_label, "IQM [95 % CI]", "seeds", "score vs " + t.reference, "gap to " + (t.bound or t.bound_metric or "bound"), "walltime s/episode", "date"]
     rows = []
     for s in b.scores:
         name = s.policy + (" (reference)" if s.policy == t.reference else "") + (" (bound)" if s.policy == t.bound else "")
@@ -320,6 +337,7 @@ def _task_rows(b: TaskBoard) -> tuple[list[str], list[list[str]]]:
             name,
             s.kind,
             _value_cell(s),
+            _interval_cell(s),
             str(s.n_seeds),
             _fmt(s.normalised, ".3f"),
             (_fmt(s.gap_pct, ".2f") + " %") if s.gap_pct is not None else "—",
@@ -369,7 +387,10 @@ def _aggregate_rows(boards: Sequence[TaskBoard]) -> tuple[list[str], list[list[s
 
 _INTRO = (
     "Scores are normalised to each task's reference policy (> 1 beats it); the gap is to the task's bound "
-    "policy (an exact solver's proven bound where it records one, else the oracle's score). Every row of "
+    "policy (an exact solver's proven bound where it records one, else the oracle's score). The interval "
+    "column is the interquartile mean over instances x seeds with a 95 % bootstrap confidence interval "
+    "(stratified by instance when every instance has several seeds, else over instances; see "
+    "`schedgym/benchmark/intervals.py`). `schedgym leaderboard --json PATH` exports all of it. Every row of "
     "every results CSV replays with `schedgym validate`. Regenerate with `make bench` "
     "(quick tier) or `schedgym bench --tier full && schedgym leaderboard`."
 )

@@ -12,6 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", nargs="+", default=["leaderboard/results"], metavar="DIR", help="results dirs or CSVs (default leaderboard/results)")
     parser.add_argument("--out", default="leaderboard", help="output directory (default leaderboard)")
     parser.add_argument("--runs", nargs="+", action="extend", default=[], metavar="DIR", help="training run dirs whose logs give learning curves")
+    parser.add_argument("--json", metavar="PATH", help="also write the leaderboard as one JSON document "
+                        "(schema: schedgym/benchmark/export.py)")
     parser.add_argument(
         "--validate", action="store_true",
         help="(always on) every row is replayed first; rows that fail, duplicates and unparsable rows are left out",
@@ -35,4 +37,8 @@ def main(args: argparse.Namespace) -> int:
     for msg in report.ignored:
         print(f"ignored {msg}")
     print(f"leaderboard: {len(boards)} task(s) from {len(report.files)} file(s) -> {md}, {page}")
+    if args.json:
+        from schedgym.benchmark.export import write_json
+
+        print(f"leaderboard: JSON -> {write_json(boards, args.json)}")
     return 0
