@@ -85,8 +85,8 @@ def brute_force_optimum(start, end, size, benefit, cap) -> float:
     return 0.0
 
 
-def small_instance(rng: np.random.Generator, n: int, cap: int, benefit: str = "area") -> Instance:
-    start = rng.integers(0, 8, n)
+def small_instance(rng: np.random.Generator, n: int, cap: int, benefit: str = "area", horizon: int = 8) -> Instance:
+    start = rng.integers(0, horizon, n)
     end = start + rng.integers(1, 5, n)
     size = rng.integers(1, cap // 2 + 2, n)
     bene = size * (end - start) if benefit == "area" else rng.integers(1, 20, n)
@@ -107,8 +107,8 @@ def test_packing_decision_agrees_with_brute_force():
     rng = np.random.default_rng(0)
     outcomes = set()
     for trial in range(40):
-        n = int(rng.integers(4, 11))
-        inst = small_instance(rng, n, cap=int(rng.integers(4, 9)))
+        n = int(rng.integers(4, 13))  # up to 12 buffers
+        inst = small_instance(rng, n, cap=int(rng.integers(4, 9)), horizon=max(8, n))
         truth = brute_force_packs(inst.start.tolist(), inst.end.tolist(), inst.size.tolist(), inst.capacity)
         r = solve_packing(inst, time_limit_s=10)
         assert r.status == ("feasible" if truth else "infeasible"), f"trial {trial}"
@@ -165,8 +165,8 @@ def test_time_limit_gives_unknown_not_a_wrong_answer():
 def test_exact_optimum_agrees_with_brute_force(benefit):
     rng = np.random.default_rng(1 if benefit == "area" else 2)
     for trial in range(12):
-        n = int(rng.integers(4, 9))
-        inst = small_instance(rng, n, cap=int(rng.integers(3, 7)), benefit=benefit)
+        n = int(rng.integers(4, 13))  # up to 12 buffers
+        inst = small_instance(rng, n, cap=int(rng.integers(3, 7)), benefit=benefit, horizon=max(8, n))
         truth = brute_force_optimum(
             inst.start.tolist(), inst.end.tolist(), inst.size.tolist(), inst.benefit.tolist(), inst.capacity
         ) / inst.benefit.sum()
@@ -283,3 +283,21 @@ def test_compiled_fit_equals_python_reference(best):
         inst = Instance(**{**inst.__dict__, "alignment": rng.choice([1, 2, 4], inst.n).astype(np.int64)})
         order = rng.permutation(inst.n)
         np.testing.assert_array_equal(fit_offsets(inst, order, best), _python_fit(inst, order, best))
+
+
+# ------------------------------------------------------------------ the committed leaderboard
+@pytest.mark.parametrize("task", ["memory-minimalloc", "memory-torch", "memory-minimalloc-tight", "memory-torch-tight"])
+def test_committed_memory_rows_never_beat_the_proven_bound(task):
+    """The bound column of every memory task is `exact`'s proven bound, and no committed row exceeds it."""
+    from pathlib import Path
+
+    from schedgym.benchmark.results import read_rows
+    from schedgym.benchmark.tasks import TASKS
+
+    folder = Path(__file__).resolve().parents[1] / "leaderboard" / "results" / task
+    assert TASKS[task].bound == "exact"
+    bound = {r["instance"]: float(r["extra"]["bound"]) for r in read_rows(folder / "exact.csv").rows}
+    assert set(bound) == {i.name for i in TASKS[task].instances}
+    for path in sorted(folder.glob("*.csv")):
+        for r in read_rows(path).rows:
+            assert float(r["metric"]) <= bound[r["instance"]] + 1e-9, f"{path.name} {r['instance']}"

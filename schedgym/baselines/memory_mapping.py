@@ -377,7 +377,7 @@ def solve_cpsat(
     the cumulative cut ``sum_{i live at t} s_i y_i <= C`` (``AddCumulative``), which tightens the LP
     bound; objective ``max sum w_i y_i`` with benefits scaled to integers. The best mapping of the shipped
     heuristics (best fit in the three orders, first fit) is given as a hint and kept if the solver returns
-    nothing better, so the oracle never reports less than any of them.
+    nothing better, so the search never plays less than any of them (``source`` says whose mapping it is).
     """
     from ortools.sat.python import cp_model
 
@@ -408,7 +408,7 @@ def solve_cpsat(
     m.add_no_overlap_2d(t_iv, a_iv)
     m.add_cumulative(t_iv, [int(s) for s in inst.size], cap)
     m.maximize(sum(int(w[i]) * y[i] for i in range(n)))
-    # The best of the shipped heuristics is the hint and the fallback, so the oracle never reports less.
+    # The best of the shipped heuristics is the hint and the fallback (labelled `source="hint"`).
     heuristics = [best_fit_reference(inst, o) for o in ("xla", "size", "lifetime")] + [first_fit_reference(inst)]
     heuristic = max(heuristics, key=lambda off: evaluate_offsets(inst, off))
     if hint:
