@@ -1,16 +1,24 @@
-"""Steps per second of every schedgym env, measured in the same run as ``gym.make("CartPole-v1")``.
+"""Steps per second of every schedgym env, as a ratio to CartPole measured interleaved in the same run.
 
-The machine is shared and noisy, so each env is reported as a ratio to CartPole measured in this same
-run (CartPole-v1 through gym.make is ~58k steps/s on the reference 2-core machine).
+The machine is shared and noisy, so each case runs in alternating slices with its CartPole yardstick and
+is reported as a ratio: single-env cases against ``gym.make("CartPole-v1")`` (~58k steps/s on the
+reference 2-core machine), native vector cases (``gym.make_vec(id, num_envs=N,
+vectorization_mode="vector_entry_point")``, env steps/s = N x vector steps/s) against CartPole's native
+vector env at the same N.
 
-    python benchmarks/env_throughput.py [--seconds 3] [--only MemoryMapping]
+    python benchmarks/env_throughput.py [--seconds 3] [--only MemoryMapping] [--num-envs 64] [--json]
+
+``--json`` prints a JSON list of ``{"case", "env_id", "num_envs", "vectorized", "steps_per_s",
+"ratio_to_cartpole"}`` instead of the table.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import gymnasium as gym
 import numpy as np
@@ -31,16 +39,22 @@ CASES: list[tuple[str, str, dict]] = [
 ]
 
 
-def measure(make: Callable[[], gym.Env], seconds: float, masked: bool = True) -> tuple[float, int]:
-    """Steps/s of random legal actions (the policy's cost excluded as far as possible)."""
+#: (label, env id, kwargs) of the native vector cases (ids registered with a ``vector_entry_point``).
+VECTOR_CASES: list[tuple[str, str, dict]] = [
+    ("AgentScheduling poisson (default)", "schedgym/AgentScheduling-v1", {}),
+    ("AgentScheduling azure-code bursty", "schedgym/AgentScheduling-v1", {"workload": "azure-code"}),
+]
+
+
+def _single_stepper(make: Callable[[], gym.Env], masked: bool = True) -> Iterator[tuple[int, float]]:
+    """Yields (env steps, seconds) of 256 steps of random legal actions at a time (resets count)."""
     env = make()
     rng = np.random.default_rng(0)
     obs, info = env.reset(seed=0)
     n_actions = env.action_space.n
-    steps, spent, episodes = 0, 0.0, 0
-    # Pre-drawn uniforms keep the action choice cheap next to the env step.
     uniforms = rng.random(1 << 16)
-    while spent < seconds:
+    steps = 0
+    while True:
         t0 = time.perf_counter()
         for _ in range(256):
             if masked and "action_mask" in info:
@@ -51,26 +65,82 @@ def measure(make: Callable[[], gym.Env], seconds: float, masked: bool = True) ->
             obs, reward, terminated, truncated, info = env.step(action)
             steps += 1
             if terminated or truncated:
-                # Reset time counts: an episode's setup is part of what a trainer pays.
                 obs, info = env.reset()
-                episodes += 1
-        spent += time.perf_counter() - t0
-    return steps / spent, episodes
+        yield 256, time.perf_counter() - t0
+
+
+def _vector_stepper(make: Callable[[], gym.vector.VectorEnv], masked: bool = True) -> Iterator[tuple[int, float]]:
+    """Yields (env steps, seconds) of 16 vector steps of random legal actions at a time (autoresets count)."""
+    env = make()
+    n = env.num_envs
+    rng = np.random.default_rng(0)
+    obs, info = env.reset(seed=0)
+    n_actions = int(env.single_action_space.n)
+    # Pre-drawn uniforms keep the action choice cheap next to the env step.
+    uniforms = rng.random((64, n, n_actions))
+    i = 0
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(16):
+            u = uniforms[i & 63]
+            i += 1
+            if masked and "action_mask" in info:
+                actions = (u * info["action_mask"]).argmax(axis=1)  # uniform among the legal actions
+            else:
+                actions = (u[:, 0] * n_actions).astype(np.int64)
+            obs, reward, terminated, truncated, info = env.step(actions)
+        yield 16 * n, time.perf_counter() - t0
+
+
+def interleaved(case: Iterator[tuple[int, float]], cartpole: Iterator[tuple[int, float]], seconds: float,
+                rounds: int = 6) -> tuple[float, float]:
+    """Steps/s of ``case`` and of ``cartpole``, alternating slices of ``seconds / rounds`` each."""
+    totals = {"case": [0, 0.0], "cartpole": [0, 0.0]}
+    for r in range(1, rounds + 1):
+        for name, it in (("case", case), ("cartpole", cartpole)):
+            acc = totals[name]
+            while acc[1] < seconds * r / rounds:
+                n, dt = next(it)
+                acc[0] += n
+                acc[1] += dt
+    return totals["case"][0] / totals["case"][1], totals["cartpole"][0] / totals["cartpole"][1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per case")
+    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per case (and as much for CartPole)")
     parser.add_argument("--only", default="", help="substring filter on the case labels")
+    parser.add_argument("--num-envs", type=int, default=64, help="N of the vector cases")
+    parser.add_argument("--json", action="store_true", help="print a JSON list of rows instead of the table")
     args = parser.parse_args()
-    cartpole, _ = measure(lambda: gym.make("CartPole-v1"), args.seconds, masked=False)
-    print(f"{'case':<40} {'steps/s':>12} {'x CartPole':>11} {'episodes':>9}")
-    print(f"{'CartPole-v1 (gym.make)':<40} {cartpole:>12,.0f} {1.0:>11.3f} {'':>9}")
+    n = args.num_envs
+    rows: list[dict] = []
+    out = sys.stderr if args.json else sys.stdout
+    print(f"{'case':<48} {'steps/s':>12} {'CartPole':>12} {'x CartPole':>11}", file=out, flush=True)
+
+    def report(label: str, env_id: str, num_envs: int, vectorized: bool, rate: float, cart: float) -> None:
+        rows.append({"case": label, "env_id": env_id, "num_envs": num_envs, "vectorized": vectorized,
+                     "steps_per_s": rate, "ratio_to_cartpole": rate / cart})  # fmt: skip
+        print(f"{label:<48} {rate:>12,.0f} {cart:>12,.0f} {rate / cart:>11.3f}", file=out, flush=True)
+
     for label, env_id, kwargs in CASES:
         if args.only and args.only not in label:
             continue
-        rate, episodes = measure(lambda: gym.make(env_id, **kwargs), args.seconds)
-        print(f"{label:<40} {rate:>12,.0f} {rate / cartpole:>11.3f} {episodes:>9}")
+        case = _single_stepper(lambda: gym.make(env_id, **kwargs))
+        cart = _single_stepper(lambda: gym.make("CartPole-v1"), masked=False)
+        rate, cart_rate = interleaved(case, cart, args.seconds)
+        report(label, env_id, 1, False, rate, cart_rate)
+    for label, env_id, kwargs in VECTOR_CASES:
+        label = f"{label} vector N={n}"
+        if args.only and args.only not in label:
+            continue
+        case = _vector_stepper(lambda: gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **kwargs))
+        cart = _vector_stepper(lambda: gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="vector_entry_point"),
+                               masked=False)  # fmt: skip
+        rate, cart_rate = interleaved(case, cart, args.seconds)
+        report(label, env_id, n, True, rate, cart_rate)
+    if args.json:
+        print(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ class EnvEntry:
     max_episode_steps: int | None = None
     #: Small, fast kwargs used by the generic contract tests over the registry.
     test_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: ``"module:Class"`` of the native ``gymnasium.vector.VectorEnv`` (``gym.make_vec``), or None.
+    vector_entry_point: str | None = None
 
     @property
     def family(self) -> str:
@@ -37,6 +39,7 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         entry_point="schedgym.envs.agent_scheduling.env:AgentSchedulingEnv",
         description="Schedule LLM agents' requests onto LLM cores whose KV cache binds: admission, swap vs recompute, slices (AIOS; FastSwitch; VTC).",
         test_kwargs={"n_agents": 12, "agent_rate": 0.2, "n_cores": 1, "time_slice_s": 0.5},
+        vector_entry_point="schedgym.envs.agent_scheduling.vector:AgentSchedulingVectorEnv",
     ),
     EnvEntry(
         id="schedgym/MemoryMapping-v0",
@@ -63,8 +66,14 @@ def register_envs() -> None:
     for entry in ENV_ENTRIES:
         if entry.id in gym.registry:
             continue
+        # Gymnasium refuses ``make_vec(..., vectorization_mode="vector_entry_point")`` on a spec with
+        # additional wrappers, so an id with a native vector env is registered without
+        # EpisodeMetricsOnTruncation: a TimeLimit added by ``gym.make(id, max_episode_steps=N)`` then truncates
+        # without ``info["metrics"]`` (read ``env.unwrapped.metrics()``); the vector env's own
+        # ``max_episode_steps`` does add them.
+        wrappers = () if entry.vector_entry_point else (EPISODE_METRICS_WRAPPER_SPEC,)
         gym.register(id=entry.id, entry_point=entry.entry_point, max_episode_steps=entry.max_episode_steps,
-                     additional_wrappers=(EPISODE_METRICS_WRAPPER_SPEC,))
+                     vector_entry_point=entry.vector_entry_point, additional_wrappers=wrappers)
 
 
 def env_entry(env_id: str) -> EnvEntry:

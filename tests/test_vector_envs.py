@@ -1,0 +1,143 @@
+"""Native vector envs (``vector_entry_point``) equal N single envs step for step.
+
+Reference: N envs from ``gym.make`` (same kwargs, seeds ``seed + i``), autoreset the Gymnasium 1.x way
+(next step: the step after an episode ends resets that env without a seed, ignores its action, and
+returns reward 0, not terminated, not truncated and the reset's info), infos gathered in the vector-info
+convention by ``gymnasium.vector.SyncVectorEnv`` over those same envs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+import schedgym  # noqa: F401
+from schedgym.envs import ENV_ENTRIES
+from schedgym.envs.agent_scheduling.vector import AgentSchedulingVectorEnv
+
+AGENTS = "schedgym/AgentScheduling-v1"
+N_ENVS = 4
+
+
+def assert_same(a: Any, b: Any, where: str) -> None:
+    """Exact equality of nested infos (dicts of arrays), NaN == NaN, same keys, same dtypes."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), f"{where}: keys {sorted(set(a) ^ set(b))}"
+        for key in a:
+            assert_same(a[key], b[key], f"{where}[{key!r}]")
+        return
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape, f"{where}: shape {a.shape} != {b.shape}"
+    if a.dtype == object or b.dtype == object:
+        assert a.tolist() == b.tolist(), f"{where}: {a} != {b}"
+    else:
+        assert a.dtype == b.dtype, f"{where}: dtype {a.dtype} != {b.dtype}"
+        np.testing.assert_array_equal(a, b, err_msg=where)
+
+
+def draw_actions(rng: np.random.Generator, masks: np.ndarray, step: int) -> np.ndarray:
+    """Legal actions mostly; every 5th sub-env action illegal under its mask or out of range."""
+    n, n_actions = masks.shape
+    actions = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        legal = np.flatnonzero(masks[i])
+        illegal = np.flatnonzero(masks[i] == 0)
+        u = rng.random()
+        if u < 0.1 and illegal.size:
+            actions[i] = rng.choice(illegal)
+        elif u < 0.15:
+            actions[i] = rng.choice([-1, n_actions, n_actions + 5])
+        else:
+            actions[i] = rng.choice(legal)
+    return actions
+
+
+CASES = [
+    pytest.param({"n_agents": 4}, 300, id="poisson-default"),
+    pytest.param({"n_agents": 4, "workload": "azure-code"}, 300, id="azure-code"),
+    pytest.param({"n_agents": 6, "max_sim_s": 25.0, "invalid_action_penalty": 0.5, "n_cores": 1}, 300,
+                 id="truncating-penalty"),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize(("kwargs", "n_steps"), CASES)
+def test_agent_scheduling_vector_equals_single_envs(kwargs: dict[str, Any], n_steps: int) -> None:
+    vec = gym.make_vec(AGENTS, num_envs=N_ENVS, vectorization_mode="vector_entry_point", **kwargs)
+    assert isinstance(vec.unwrapped, AgentSchedulingVectorEnv)
+    assert vec.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    singles = [gym.make(AGENTS, **kwargs) for _ in range(N_ENVS)]
+    sync = gym.vector.SyncVectorEnv([lambda env=env: env for env in singles], copy=True)
+    assert sync.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+
+    obs_v, info_v = vec.reset(seed=11)
+    obs_s, info_s = sync.reset(seed=11)
+    np.testing.assert_array_equal(obs_v, obs_s)
+    assert obs_v.dtype == np.float32 and obs_v.shape == (N_ENVS, *singles[0].observation_space.shape)
+    assert info_v["action_mask"].shape == (N_ENVS, singles[0].action_space.n)
+    assert_same(info_v, info_s, "reset info")
+
+    rng = np.random.default_rng(3)
+    n_done = n_trunc = n_invalid = 0
+    autoreset_seen = False
+    prev_done = np.zeros(N_ENVS, dtype=bool)
+    for t in range(n_steps):
+        if t == 7:  # a float action is not integral: every sub-env takes its default action, penalised
+            actions: np.ndarray = np.full(N_ENVS, 0.0)
+        else:
+            actions = draw_actions(rng, info_v["action_mask"], t)
+        out_v = vec.step(actions)
+        out_s = sync.step(actions)
+        for name, a, b in zip(("obs", "reward", "terminated", "truncated"), out_v[:4], out_s[:4]):
+            assert a.shape == b.shape and a.dtype == b.dtype, (t, name, a.dtype, b.dtype)
+            np.testing.assert_array_equal(a, b, err_msg=f"step {t}: {name}")
+        assert_same(out_v[4], out_s[4], f"step {t} info")
+        info_v = out_v[4]
+        autoreset_seen |= bool(prev_done.any())
+        prev_done = out_v[2] | out_v[3]
+        n_done += int(prev_done.sum())
+        n_trunc += int(out_v[3].sum())
+        n_invalid += int(info_v.get("invalid_action", np.zeros(1, bool)).sum())
+        if prev_done.any():
+            assert info_v["_metrics"].tolist() == prev_done.tolist()
+    assert autoreset_seen and n_done >= N_ENVS, "the rollout must cover autoresets"
+    assert n_invalid > 0
+    if kwargs.get("max_sim_s"):
+        assert n_trunc > 0, "the truncating case must truncate"
+    vec.close()
+    sync.close()
+
+
+def test_agent_scheduling_vector_time_limit_and_seeding() -> None:
+    """``max_episode_steps`` truncates with metrics (as TimeLimit would); a list of seeds seeds each sub-env."""
+    vec = gym.make_vec(AGENTS, num_envs=2, vectorization_mode="vector_entry_point", n_agents=4, max_episode_steps=3)
+    _, info = vec.reset(seed=[5, 9])
+    single = gym.make(AGENTS, n_agents=4)
+    obs1, _ = single.reset(seed=9)
+    obs, _ = vec.reset(seed=[5, 9])
+    np.testing.assert_array_equal(obs[1], obs1)
+    for _ in range(3):
+        _, _, terminated, truncated, info = vec.step(info["action_mask"].argmax(axis=1))
+    assert truncated.all() and info["_metrics"].all()
+    assert set(k for k in info["metrics"] if not k.startswith("_")) == set(single.unwrapped.metrics())
+    # next step: autoreset, reward 0, not done
+    _, reward, terminated, truncated, info = vec.step(np.zeros(2, dtype=np.int64))
+    assert not terminated.any() and not truncated.any() and (reward == 0).all() and "metrics" not in info
+    with pytest.raises(ValueError):
+        vec.step(np.zeros(3, dtype=np.int64))
+    with pytest.raises(ValueError):
+        gym.make_vec(AGENTS, num_envs=2, vectorization_mode="vector_entry_point", render_mode="ansi")
+
+
+def test_registered_vector_entry_points_build() -> None:
+    for entry in ENV_ENTRIES:
+        if entry.vector_entry_point is None:
+            continue
+        vec = gym.make_vec(entry.id, num_envs=3, vectorization_mode="vector_entry_point", **entry.test_kwargs)
+        obs, info = vec.reset(seed=0)
+        assert obs.shape == (3, *vec.single_observation_space.shape)
+        assert info["action_mask"].shape == (3, vec.single_action_space.n)
+        vec.close()
