@@ -383,3 +383,31 @@ def test_render_draws_the_row():
     assert img.ndim == 3 and img.shape[2] == 3 and img.std() > 0
     env.render_mode = "ansi"
     assert "row power" in env.render()
+
+
+def test_leaderboard_sweep_reports_the_clairvoyant_bound_and_gaps():
+    from schedgym.benchmark.render import build_board
+    from schedgym.benchmark.tasks import get_task
+
+    task = get_task("power-servers-deployable-quick")
+    assert task.bound == "clairvoyant" and task.env_id == ENV_ID
+
+    def rows(last_ok: int) -> list[dict]:
+        return [
+            {
+                "instance": inst.name,
+                "seed": s,
+                "metric": 0.0,
+                "walltime_s": 1.0,
+                "date": "2026-11-30",
+                "metrics": {"brake_events": int(inst.env_kwargs["n_servers"] > last_ok), "hp_perf_loss": 0.0, "lp_perf_loss": 0.0},
+            }
+            for inst in task.instances
+            for s in task.seeds
+        ]
+
+    board = build_board(task, {"polca": rows(50), "clairvoyant": rows(58), "no_cap": rows(48)})
+    assert board.bound_value == 58
+    gaps = {s.policy: s.gap_pct for s in board.scores}
+    assert gaps["clairvoyant"] == 0 and gaps["polca"] == pytest.approx(100 * 8 / 58)
+    assert [s.policy for s in board.scores] == ["clairvoyant", "polca", "no_cap"]
