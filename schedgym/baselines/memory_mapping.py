@@ -316,6 +316,9 @@ class ExactPolicy(_SolveThenReplay):
     replays the mapping in ``order`` mode with :class:`PlanReplay` (every buffer of the mapping is placed,
     at its offset or lower; ``replay_lossless`` says so).
 
+    ``time_limit_s`` (default 300 s) bounds the solve; the solver stops as soon as it proves optimality
+    (every MiniMalloc challenging instance in seconds), so the limit only binds below the peak.
+
     ``result`` holds the solver's mapping and facts; :meth:`episode_metrics` reports ``solver_status``
     (``optimal``, ``feasible``, ``infeasible`` or ``unknown``), ``upper_bound_frac`` (proven) and
     ``solve_time_s``. ``solver_status`` is ``infeasible`` only when asked to pack every buffer
@@ -324,7 +327,7 @@ class ExactPolicy(_SolveThenReplay):
 
     name = "exact"
 
-    def __init__(self, time_limit_s: float = 120.0, require_all: bool = False) -> None:
+    def __init__(self, time_limit_s: float = 300.0, require_all: bool = False) -> None:
         if not (isinstance(time_limit_s, (int, float)) and time_limit_s > 0):
             raise ValueError(f"time_limit_s must be a number > 0, got {time_limit_s!r}")
         self.time_limit_s = float(time_limit_s)
