@@ -150,53 +150,81 @@ def budget_left(c, p, qi, ci, running):
 
 
 @numba.njit(cache=True)
-def fill_visible(visible, qi, qf, wq):
+def fill_visible(visible, qi, qf, wq, n_ten, n_wait):
     """The waiting requests offered to the scheduler: the oldest waiting request of every backlogged tenant
-    (in queue order), then the oldest remaining ones, up to K. Queue order: (time entered the queue, id)."""
+    (in queue order), then the oldest remaining ones, up to K. Queue order: (time entered the queue, id).
+
+    One pass over the requests up to the last of the ``n_wait`` waiting ones, no sort of the queue: the
+    tenants' heads (``n_ten`` tenants) and the K + T first waiting requests in queue order (a bounded
+    insertion buffer) are all the offer can draw from."""
     visible[:] = -1
-    n = qi.shape[0]
-    cnt = 0
-    for q in range(n):
-        if qi[q, QI_STATE] == WAITING:
-            cnt += 1
-    if cnt == 0:
+    if n_wait <= 0:
         return
-    ids = np.empty(cnt, dtype=np.int64)
-    keys = np.empty(cnt)
-    j = 0
-    for q in range(n):
-        if qi[q, QI_STATE] == WAITING:
-            ids[j] = q
-            keys[j] = qf[q, QF_ENQ]
-            j += 1
-    order = np.argsort(keys, kind="mergesort")
     k = visible.shape[0]
-    chosen = np.zeros(cnt, dtype=np.bool_)
-    n_ten = 0
-    for i in range(cnt):
-        n_ten = max(n_ten, wq[ids[i], W_TENANT] + 1)
-    seen = np.zeros(n_ten, dtype=np.bool_)
-    m = 0
-    for i in range(cnt):
-        if m >= k:
-            break
-        q = ids[order[i]]
+    head = np.full(n_ten, -1, dtype=np.int64)
+    head_key = np.empty(n_ten)
+    size = k + n_ten
+    buf = np.empty(size, dtype=np.int64)
+    buf_key = np.empty(size)
+    m = 0  # entries in buf, sorted by (key, id)
+    seen = 0
+    for q in range(qi.shape[0]):  # ids increase, so "key strictly smaller" is the (key, id) order
+        if qi[q, QI_STATE] != WAITING:
+            continue
+        key = qf[q, QF_ENQ]
         t = wq[q, W_TENANT]
-        if not seen[t]:
-            seen[t] = True
-            chosen[i] = True
-            visible[m] = q
-            m += 1
-    for i in range(cnt):
-        if m >= k:
+        if head[t] < 0 or key < head_key[t]:
+            head[t] = q
+            head_key[t] = key
+        if m < size or key < buf_key[m - 1]:
+            pos = m if m < size else size - 1
+            while pos > 0 and key < buf_key[pos - 1]:
+                if pos < size:
+                    buf[pos] = buf[pos - 1]
+                    buf_key[pos] = buf_key[pos - 1]
+                pos -= 1
+            buf[pos] = q
+            buf_key[pos] = key
+            if m < size:
+                m += 1
+        seen += 1
+        if seen == n_wait:
             break
-        if not chosen[i]:
-            visible[m] = ids[order[i]]
-            m += 1
+    # tenants' heads in queue order (insertion sort of at most T entries)
+    heads = np.empty(n_ten, dtype=np.int64)
+    nh = 0
+    for t in range(n_ten):
+        h = head[t]
+        if h < 0:
+            continue
+        hk = head_key[t]
+        pos = nh
+        while pos > 0 and (hk < qf[heads[pos - 1], QF_ENQ] or (hk == qf[heads[pos - 1], QF_ENQ] and h < heads[pos - 1])):
+            heads[pos] = heads[pos - 1]
+            pos -= 1
+        heads[pos] = h
+        nh += 1
+    nh = min(nh, k)
+    j = 0
+    for i in range(nh):
+        visible[j] = heads[i]
+        j += 1
+    for i in range(m):
+        if j >= k:
+            break
+        q = buf[i]
+        taken = False
+        for r in range(nh):
+            if heads[r] == q:
+                taken = True
+                break
+        if not taken:
+            visible[j] = q
+            j += 1
 
 
 @numba.njit(cache=True)
-def _compose(c, t, p, pf, wq, qi, qf, ci, running, visible, victims, mask, gi):
+def _compose(c, t, p, pf, wq, qi, qf, ci, running, visible, victims, mask, gi, n_ten):
     """Phases 1-3 of the module docstring at core ``c``'s boundary ``t``; returns the decision kind raised
     (its candidates and mask filled in), or NO_DECISION when the iteration can start."""
     bt = p[P_BT]
@@ -235,7 +263,7 @@ def _compose(c, t, p, pf, wq, qi, qf, ci, running, visible, victims, mask, gi):
                 if best == -1 or qf[q, QF_SLICE_START] < qf[best, QF_SLICE_START]:
                     best = q
         if best >= 0:
-            fill_visible(visible, qi, qf, wq)
+            fill_visible(visible, qi, qf, wq, n_ten, n_wait)
             victims[:] = -1
             victims[0] = best
             mask[:] = False
@@ -252,7 +280,7 @@ def _compose(c, t, p, pf, wq, qi, qf, ci, running, visible, victims, mask, gi):
             return SLICE_END
     # 3. admission
     if ci[c, CI_NO_ADMIT] == 0 and ci[c, CI_KV_PREEMPTED] == 0 and n_wait > 0 and nrun < p[P_MAX_SEQS]:
-        fill_visible(visible, qi, qf, wq)
+        fill_visible(visible, qi, qf, wq, n_ten, n_wait)
         budget = budget_left(c, p, qi, ci, running)
         mask[:] = False
         any_legal = False
@@ -448,7 +476,8 @@ def advance(p, pf, prof, wq, tool_s, qi, qf, ci, cf, running, sched, visible, vi
         clock = gf[GF_CLOCK]
         for c in range(n_cores):
             if ci[c, CI_NEED_COMPOSE] == 1:
-                kind = _compose(c, clock, p, pf, wq, qi, qf, ci, running, visible, victims, mask, gi)
+                kind = _compose(c, clock, p, pf, wq, qi, qf, ci, running, visible, victims, mask, gi,
+                                tenant_waiting.shape[0])
                 if kind != NO_DECISION:
                     gi[GI_KIND] = kind
                     gi[GI_CORE] = c
