@@ -12,7 +12,8 @@ from schedgym.sim.serving.state import FleetState
 __all__ = ["Workload", "AutoscalingState", "ObsLayout", "INDICATORS"]
 
 #: Per-interval indicators of the observation window (HARMONY's hierarchy: workload -> resource ->
-#: performance), each with the divisor that scales it to roughly [0, 10] on the shipped workloads.
+#: performance), each with the divisor that scales it to roughly [0, 5] on the shipped workloads (the env
+#: then squashes it with 10 tanh(x / 10), so bursts stay below 10).
 INDICATORS: tuple[tuple[str, float, str], ...] = (
     ("request_rate", 2.0, "arrivals per second / 2"),
     ("prompt_tokens_rate", 2000.0, "prompt tokens per second / 2000"),
