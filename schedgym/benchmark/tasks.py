@@ -278,7 +278,8 @@ def _power_tasks(tier: str) -> list[Task]:
             seeds=seeds,
             metric="perf_loss",
             direction="min",
-            reference="polca",
+            # polca and no_cap brake here (score 0 under the rule); the simplest brake-free controller is the reference.
+            reference="static_cap",
             bound="clairvoyant",
             constraint="no_brakes",
             constraint_order="within_budget_frac",
