@@ -402,15 +402,17 @@ class Learner:
                 break
             counters = ray.get(self.storage.get_counters.remote())
             size = ray.get(self.replay.size.remote())
-            selfplay_done = ray.get(self.storage.get_selfplay_done.remote())
+            # Once every self-play actor has played its budget nothing more will come: train on what there is
+            # (or stop when there is nothing). Asked only when about to wait, so no RPC on the update path.
             if size < min(cfg.min_replay_transitions, cfg.replay_capacity):
-                if not selfplay_done:
+                if not ray.get(self.storage.get_selfplay_done.remote()):
                     time.sleep(0.02)  # wait for self-play to fill the buffer
                     continue
                 if size == 0:
                     break  # self-play has ended without one whole episode: nothing to learn from
-                # else nothing more will come: train on the smaller buffer
-            elif not selfplay_done and core.training_step >= cfg.train_act_ratio * counters["played_steps"]:
+            elif core.training_step >= cfg.train_act_ratio * counters["played_steps"] and not ray.get(
+                self.storage.get_selfplay_done.remote()
+            ):
                 time.sleep(0.02)  # wait for self-play (train/act ratio)
                 continue
             batch = ray.get(self.replay.sample.remote(cfg.batch_size))

@@ -131,6 +131,7 @@ def train(spec: TrainSpec) -> Path:
         target_updates = max(1, int(np.ceil(cfg.train_act_ratio * spec.timesteps)))  # as Learner.run
         t_start = time.perf_counter()
         counters_start = counters.get("training_step", 0)
+        selfplay_done = False
         with TrainProgress(spec.timesteps, start_played, enabled=spec.progress,
                            description=f"muzero {spec.env_id}") as bar:
             while True:
@@ -149,8 +150,9 @@ def train(spec: TrainSpec) -> Path:
                         handles.events.append(event)
                         run_dir.log("selfplay_restart", **event)
                         run_refs[start_worker(i)] = i
-                if not run_refs:  # every self-play actor has played its budget
+                if not run_refs and not selfplay_done:  # every self-play actor has played its budget
                     storage.set_selfplay_done.remote()
+                    selfplay_done = True
                 c = ray.get(storage.get_counters.remote())
                 for s in ray.get(storage.pop_new_stats.remote()):
                     writer.add_scalar("episode/return", s["return"], c["played_steps"])

@@ -121,13 +121,8 @@ def _layer_norm_relu(h, gamma, beta):  # noqa: ANN001, ANN202
 
 
 @nb.njit(cache=True)
-def _mlp(x, weights, biases, gammas, betas, num_hidden):  # noqa: ANN001, ANN202  (numba)
-    h = x
-    for layer in range(num_hidden + 1):
-        h = np.dot(h, weights[layer]) + biases[layer]
-        if layer < num_hidden:
-            _layer_norm_relu(h, gammas[layer], betas[layer])
-    return h
+def _mlp(x, weights, biases, gammas, betas, num_hidden):  # noqa: ANN001, ANN202
+    return _mlp_tail(np.dot(x, weights[0]) + biases[0], weights, biases, gammas, betas, num_hidden)
 
 
 @nb.njit(cache=True, fastmath=True)
