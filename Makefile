@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench install clean
+.PHONY: test bench install clean clean-numba-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,5 +25,10 @@ bench: $(STAMP)
 	RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_AUTH_MODE=disabled MPLBACKEND=Agg \
 		$(PY) benchmarks/run_all.py
 
-clean:
+# numba's cache keys each function on its own file only: a kernel edited in one module leaves stale
+# compiled copies in the modules that call it (kernels.py docstring).
+clean-numba-cache:
+	find schedgym -name '*.nbi' -delete -o -name '*.nbc' -delete
+
+clean: clean-numba-cache
 	rm -rf $(VENV) build *.egg-info .pytest_cache

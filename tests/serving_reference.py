@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from schedgym.sim.serving.kernels import phase_power_w
 from schedgym.sim.serving.params import ServingParams
-from schedgym.sim.serving.profile import LatencyProfile, iteration_s
+from schedgym.sim.serving.profile import LatencyProfile, decode_run_end_s, iteration_s
 
 PROVISIONING, READY, DRAINING = "provisioning", "ready", "draining"
 
@@ -55,6 +55,11 @@ class Replica:
     busy_s: float = 0.0
     energy_j: float = 0.0
     freq: float = 1.0
+    run_j: int = -1  # decode run (kernels.py docstring): index of the in-flight iteration
+    run_b: int = 0
+    run_c0: int = 0
+    run_anchor: float = 0.0
+    run_freq: float = 0.0
 
 
 class ReferenceFleet:
@@ -171,8 +176,7 @@ class ReferenceFleet:
                     p_tokens += c
                     budget -= c
         lp, lpf, db, sc = self.prof
-        dt = iteration_s(p_tokens, cross, b, float(ctx), rep.freq, lp, lpf, db, sc, self.p.decode_freq_sensitivity)
-        dt += swap * self.p.swap_s_per_block
+        prev_kind = rep.kind
         if p_tokens > 0 or (b == 0 and swap > 0) or (b > 0 and swap > 0):
             rep.kind = "mixed"
         elif b > 0:
@@ -181,7 +185,18 @@ class ReferenceFleet:
             rep.kind = "idle"
         rep.start = t
         rep.busy = rep.kind != "idle"
-        rep.end = t + dt if rep.busy else t
+        if rep.kind == "decode":
+            if prev_kind == "decode" and rep.run_b == b and not preempted and rep.run_freq == rep.freq:
+                rep.run_j += 1
+                assert ctx == rep.run_c0 + rep.run_j * b  # the same sequences, one token further each
+            else:
+                rep.run_j, rep.run_b, rep.run_c0, rep.run_anchor, rep.run_freq = 0, b, ctx, t, rep.freq
+            rep.end = decode_run_end_s(rep.run_anchor, rep.run_j, b, rep.run_c0, rep.freq, db, sc,
+                                       self.p.decode_freq_sensitivity)
+        else:
+            dt = iteration_s(p_tokens, cross, b, float(ctx), rep.freq, lp, lpf, db, sc, self.p.decode_freq_sensitivity)
+            dt += swap * self.p.swap_s_per_block
+            rep.end = t + dt if rep.busy else t
         return preempted
 
     def _finalize(self, rep):

@@ -241,3 +241,45 @@ def test_billing_covers_provisioning_and_draining():
 def test_bad_params_name_the_parameter(kwargs, name):
     with pytest.raises(ValueError, match=name):
         ServingParams.make(**kwargs)
+
+
+def _poisson_at_utilisation(seed, n, rho, params, prof, prompt_hi):
+    """Poisson arrivals of n requests whose isolated service times keep one replica rho busy."""
+    rng = np.random.default_rng(seed)
+    prompt = rng.integers(50, prompt_hi, n)
+    output = rng.integers(10, 300, n)
+    ttft, tpot = isolated_latency(prompt, output, params, prof)
+    service = ttft + tpot * (output - 1)
+    lam = rho / service.mean()
+    return np.cumsum(rng.exponential(1.0 / lam, n)), prompt, output, ttft, tpot, service, lam
+
+
+def test_one_sequence_at_a_time_is_an_m_g_1_queue():
+    """With ``max_num_seqs=1`` a replica serves requests one at a time, FCFS, each for exactly its isolated
+    latency: an M/G/1 queue under Poisson arrivals. The mean wait before admission must match the
+    Pollaczek-Khinchine formula W = lambda E[S^2] / (2 (1 - rho)) within sampling error."""
+    params = ServingParams.make(max_num_seqs=1, max_num_batched_tokens=2048)
+    prof = build_profile(params)
+    n = 20_000
+    arrival, prompt, output, _, _, service, lam = _poisson_at_utilisation(7, n, 0.5, params, prof, 1000)
+    fleet = _one_replica(params, arrival, prompt, output)
+    st = fleet.state
+    assert st.ei[0, EI_N_DONE] == n
+    admit = st.qf[0, :n, QF_ADMIT_T]
+    # each request's time in service is its isolated latency (up to the closed-form TPOT's rounding)
+    assert np.allclose(st.qf[0, :n, QF_FINISH_T] - admit, service, rtol=1e-6)
+    wait = (admit - arrival)[n // 10 :]  # drop the warm-up from an empty system
+    pk = lam * np.mean(service**2) / (2.0 * (1.0 - lam * service.mean()))
+    assert wait.mean() == pytest.approx(pk, rel=0.1)
+
+
+def test_low_load_ttft_is_the_isolated_prefill():
+    """At ~2 % utilisation a request almost never meets another: mean TTFT is the isolated prefill time."""
+    params = ServingParams.make()
+    prof = build_profile(params)
+    n = 3000
+    arrival, prompt, output, ttft_iso, tpot_iso, _, _ = _poisson_at_utilisation(8, n, 0.02, params, prof, 4000)
+    fleet = _one_replica(params, arrival, prompt, output)
+    ttft, tpot, _ = request_latencies(fleet.state, 0, np.arange(n), output)
+    assert ttft.mean() == pytest.approx(ttft_iso.mean(), rel=0.02)
+    assert tpot[output > 1].mean() == pytest.approx(tpot_iso[output > 1].mean(), rel=0.02)

@@ -30,10 +30,20 @@ iteration at a time, and ``tests/test_serving_core.py`` checks they agree exactl
 - **Lifecycle**: provisioning -> ready at its ready time -> draining (no new requests; finishes what it
   holds) -> released when empty. Billing runs from launch to release.
 
-Fast path: a replica running only decodes, with nothing admissible, advances many iterations in O(1)
-each (no per-sequence work) until a sequence would finish, a block would be missing, or time ``t`` is
-reached; iteration times use the slow path's arithmetic in the same order, so every event time is
-bitwise identical (busy time and energy are summed per run of iterations, equal to ~1e-12 relative).
+- **Decode runs**: back-to-back pure-decode iterations of the same batch at the same clock form a run;
+  iteration ``j`` of a run ends at the closed form
+  :func:`~schedgym.sim.serving.profile.decode_run_end_s` (the sum of the per-iteration times), which
+  both this kernel and the reference simulator evaluate, so their event times are bitwise equal.
+
+Fast path: a replica in a decode run with nothing admissible jumps over all the iterations that end by
+the next event (an arrival, the step's end, a completion or a missing block) in O(1): it inverts the
+run's quadratic end time for the number of iterations and adds that many tokens to the replica's
+counters. The running sequences' own KV / token / block counts catch up in one O(batch) pass
+(``_materialize``) before the slow path touches the replica and at the end of every ``advance``, so
+Python never sees them stale. Busy time and energy are summed per jump (equal to ~1e-12 relative).
+
+numba's on-disk cache does not notice changes to *other* files: PowerCapping's cached ``_run_seconds``
+compiles ``_advance_all`` into itself, so after editing this file run ``make clean-numba-cache``.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from schedgym.sim.borrow import borrow
 from schedgym.sim.serving.params import (
     PF_ALPHA,
     PF_DECODE_FREQ_SENS,
@@ -58,7 +69,7 @@ from schedgym.sim.serving.params import (
     PI_ROUND_ROBIN,
     PI_SWAP,
 )
-from schedgym.sim.serving.profile import iteration_s
+from schedgym.sim.serving.profile import S_KV_S_PER_TOKEN, decode_run_end_s, iteration_s
 from schedgym.sim.serving.state import (
     EF_GONE_BILLED_S,
     EF_GONE_BUSY_S,
@@ -107,6 +118,8 @@ from schedgym.sim.serving.state import (
     RF_LAUNCH_T,
     RF_PREFILL_S,
     RF_READY_T,
+    RF_RUN_ANCHOR,
+    RF_RUN_FREQ,
     RI_BUSY,
     RI_DEC_B,
     RI_DEC_CTX,
@@ -121,6 +134,11 @@ from schedgym.sim.serving.state import (
     RI_TAIL,
     RI_TOKENS,
     RI_LAST_PREEMPTED,
+    RI_RUN_B,
+    RI_RUN_C0,
+    RI_RUN_J,
+    RI_RUN_MAXJ,
+    RI_RUN_SYNC_J,
     FleetState,
 )
 
@@ -269,12 +287,7 @@ def _compose(e, r, t, pi, pf, prof, prompt, qi, qf, ri, rf, running, sched) -> i
                 sched[e, r, n] = c
                 p_tokens += c
                 budget -= c
-    dt = iteration_s(
-        p_tokens, cross, b, float(ctx), rf[e, r, RF_FREQ], prof[0], prof[1], prof[2], prof[3], pf[PF_DECODE_FREQ_SENS]
-    )
-    dt += swap_blocks * pf[PF_SWAP_S_PER_BLOCK]
-    ri[e, r, RI_DEC_B] = b
-    ri[e, r, RI_DEC_CTX] = ctx
+    freq = rf[e, r, RF_FREQ]
     if p_tokens > 0 or (b == 0 and swap_blocks > 0):
         kind = KIND_MIXED
     elif b > 0 and swap_blocks == 0:
@@ -283,6 +296,28 @@ def _compose(e, r, t, pi, pf, prof, prompt, qi, qf, ri, rf, running, sched) -> i
         kind = KIND_MIXED
     else:
         kind = KIND_IDLE
+    if kind == KIND_DECODE:
+        # a decode run continues while the same batch decodes back to back at the same clock
+        if not (ri[e, r, RI_KIND] == KIND_DECODE and ri[e, r, RI_RUN_B] == b and preempted == 0
+                and rf[e, r, RF_RUN_FREQ] == freq):
+            ri[e, r, RI_RUN_J] = -1
+            ri[e, r, RI_RUN_B] = b
+            ri[e, r, RI_RUN_C0] = ctx
+            ri[e, r, RI_RUN_MAXJ] = -1
+            rf[e, r, RF_RUN_ANCHOR] = t
+            rf[e, r, RF_RUN_FREQ] = freq
+        j = ri[e, r, RI_RUN_J] + 1
+        ri[e, r, RI_RUN_J] = j
+        ri[e, r, RI_RUN_SYNC_J] = j  # the slow path keeps the sequences' state current
+        end = decode_run_end_s(rf[e, r, RF_RUN_ANCHOR], j, b, ri[e, r, RI_RUN_C0], freq, prof[2], prof[3],
+                               pf[PF_DECODE_FREQ_SENS])
+    else:
+        dt = iteration_s(p_tokens, cross, b, float(ctx), freq, prof[0], prof[1], prof[2], prof[3],
+                         pf[PF_DECODE_FREQ_SENS])
+        dt += swap_blocks * pf[PF_SWAP_S_PER_BLOCK]
+        end = t + dt
+    ri[e, r, RI_DEC_B] = b
+    ri[e, r, RI_DEC_CTX] = ctx
     ri[e, r, RI_KIND] = kind
     ri[e, r, RI_LAST_PREEMPTED] = preempted
     rf[e, r, RF_ITER_START] = t
@@ -291,7 +326,7 @@ def _compose(e, r, t, pi, pf, prof, prompt, qi, qf, ri, rf, running, sched) -> i
         rf[e, r, RF_ITER_END] = t
     else:
         ri[e, r, RI_BUSY] = 1
-        rf[e, r, RF_ITER_END] = t + dt
+        rf[e, r, RF_ITER_END] = end
     return preempted
 
 
@@ -339,27 +374,34 @@ def _finalize(e, r, pi, pf, output, qi, qf, ri, rf, running, sched, ei, done_ids
 
 
 @numba.njit(cache=True)
-def _fast_decode(e, r, until, pi, pf, prof, output, qi, ri, rf, running, ei, scratch) -> None:
-    """Advance a pure-decode replica over iterations that end by ``until`` with no completion, no missing
-    block and nothing admissible, O(1) per iteration (see the module docstring)."""
+def _materialize(e, r, pi, qi, ri, running) -> None:
+    """Bring the running sequences' KV, tokens and blocks (and the free blocks) of a replica in a decode
+    run up to the in-flight iteration after jumps: iterations RI_RUN_SYNC_J.. RI_RUN_J - 1 finalized, each
+    sequence one token further per iteration and a block more at every multiple of the block size."""
+    k = ri[e, r, RI_RUN_J] - ri[e, r, RI_RUN_SYNC_J]
+    if k <= 0 or ri[e, r, RI_KIND] != KIND_DECODE:
+        return
+    shift = pi[PI_BLOCK_SHIFT]
+    taken = 0
+    for i in range(ri[e, r, RI_NRUN]):
+        q = running[e, r, i]
+        kv = qi[e, q, QI_KV]
+        grown = ((kv + k) >> shift) - (kv >> shift)
+        qi[e, q, QI_BLOCKS] += grown
+        taken += grown
+        qi[e, q, QI_KV] = kv + k
+        qi[e, q, QI_GENERATED] += k
+    ri[e, r, RI_FREE] -= taken
+    ri[e, r, RI_RUN_SYNC_J] = ri[e, r, RI_RUN_J]
+
+
+@numba.njit(cache=True)
+def _run_event_limit(e, r, pi, output, qi, ri, running, scratch) -> int:
+    """The last index of the current decode run that can be composed with no completion before it and no
+    missing block: min over the batch of the tokens left, and the free blocks the run's KV growth uses."""
     bt = pi[PI_BLOCK]
     n = ri[e, r, RI_NRUN]
-    b = ri[e, r, RI_DEC_B]
-    if b != n or ri[e, r, RI_LAST_PREEMPTED] > 0:
-        return
-    if ri[e, r, RI_NWAIT] > 0 and n < pi[PI_MAX_SEQS]:
-        # A request that joined the queue after this iteration was composed may be admissible at the
-        # next boundary; free blocks only shrink on this path, so a head that does not fit now never will.
-        h = ri[e, r, RI_HEAD]
-        if qi[e, h, QI_SWAPPED] == 1:
-            need = qi[e, h, QI_BLOCKS]
-        else:
-            need = (qi[e, h, QI_TARGET] + bt - 1) >> pi[PI_BLOCK_SHIFT]
-            if pi[PI_BUDGET] - b == 0:
-                need = 1 << 62
-        if need <= ri[e, r, RI_FREE]:
-            return
-    hist = scratch[:bt]  # sequences by (kv mod block): who needs a block when
+    hist = scratch[:bt]  # running sequences by (kv mod block)
     hist[:] = 0
     m = 1 << 62
     for i in range(n):
@@ -368,49 +410,91 @@ def _fast_decode(e, r, until, pi, pf, prof, output, qi, ri, rf, running, ei, scr
         if rem < m:
             m = rem
         hist[qi[e, q, QI_KV] & (bt - 1)] += 1
-    # Iteration 1 (already composed) ends at rf[RF_ITER_END] <= until. It completes someone iff m == 1.
-    if m <= 1:
-        return
-    ctx0 = ri[e, r, RI_DEC_CTX]
-    freq = rf[e, r, RF_FREQ]
-    start = rf[e, r, RF_ITER_START]
-    end = rf[e, r, RF_ITER_END]
-    busy = 0.0
-    k = 0
+    # Composing the run's next K iterations takes Need(K) = n (K // bt) + #{kv mod bt >= bt - K mod bt}
+    # blocks (each sequence takes one whenever its KV reaches a multiple of bt). Largest K with Need <= free:
     free = ri[e, r, RI_FREE]
-    slot = bt - 1  # hist index of the sequences that need a block when iteration k + 2 is composed
-    while k + 1 < m:
-        need = hist[slot]
-        if need > free:
+    whole = free // n
+    k_blocks = whole * bt
+    used = whole * n
+    above = 0  # sequences with kv mod bt >= bt - s
+    for s in range(1, bt):
+        above += hist[bt - s]
+        if used + above > free:
             break
-        busy += end - start
-        free -= need
-        k += 1
-        # the same arithmetic as the slow path's compose, so the times are bitwise the reference's
-        dt = iteration_s(0, 0.0, b, float(ctx0 + k * b), freq, prof[0], prof[1], prof[2], prof[3], pf[PF_DECODE_FREQ_SENS])
-        start = end
-        end = end + dt
-        slot = slot - 1 if slot > 0 else bt - 1
-        if end > until:
-            break
-    if k == 0:
+        k_blocks = whole * bt + s
+    # finalizing the in-flight iteration and the next m - 2 never completes anyone
+    return ri[e, r, RI_RUN_J] + min(m - 1, k_blocks)
+
+
+@numba.njit(cache=True)
+def _fast_decode(e, r, until, pi, pf, prof, output, qi, ri, rf, running, ei, scratch) -> None:
+    """Jump a replica in a decode run over its iterations that end by ``until``, stopping before any
+    completion, missing block or possible admission, in O(1) after the first call of a run (see the
+    module docstring): the times come from the run's closed form, so they equal the slow path's."""
+    bt = pi[PI_BLOCK]
+    n = ri[e, r, RI_NRUN]
+    b = ri[e, r, RI_DEC_B]
+    if b != n or ri[e, r, RI_LAST_PREEMPTED] > 0 or rf[e, r, RF_FREQ] != rf[e, r, RF_RUN_FREQ]:
+        return  # (a new clock starts a new run at the next boundary)
+    if ri[e, r, RI_NWAIT] > 0 and n < pi[PI_MAX_SEQS]:
+        # A request that joined the queue after this iteration was composed may be admissible at the
+        # next boundary; free blocks only shrink in a run, so a head that does not fit now never will.
+        h = ri[e, r, RI_HEAD]
+        if qi[e, h, QI_SWAPPED] == 1:
+            need = qi[e, h, QI_BLOCKS]
+        else:
+            need = (qi[e, h, QI_TARGET] + bt - 1) >> pi[PI_BLOCK_SHIFT]
+            if pi[PI_BUDGET] - b == 0:
+                need = 1 << 62
+        if need <= ri[e, r, RI_FREE]:  # (RI_FREE may lag and only overstates: make it exact first)
+            _materialize(e, r, pi, qi, ri, running)
+            if need <= ri[e, r, RI_FREE]:
+                return
+    j0 = ri[e, r, RI_RUN_J]
+    max_j = ri[e, r, RI_RUN_MAXJ]
+    if max_j < 0:
+        _materialize(e, r, pi, qi, ri, running)
+        max_j = _run_event_limit(e, r, pi, output, qi, ri, running, scratch)
+        ri[e, r, RI_RUN_MAXJ] = max_j
+    if max_j <= j0:
         return
-    shift = pi[PI_BLOCK_SHIFT]
-    _account(e, r, busy, KIND_DECODE, pi, pf, ri, rf)  # one power level: the k iterations at once
+    anchor = rf[e, r, RF_RUN_ANCHOR]
+    c0 = ri[e, r, RI_RUN_C0]
+    freq = rf[e, r, RF_RUN_FREQ]
+    base = prof[2]
+    sc = prof[3]
+    sens = pf[PF_DECODE_FREQ_SENS]
+    # largest index j in [j0, max_j - 1] whose iteration ends by `until` (iteration j0 does): invert the
+    # quadratic for a first guess, then walk to the exact answer on the closed form itself
+    g = 1.0 + sens * (1.0 / freq - 1.0)
+    a_lin = base[b] + sc[S_KV_S_PER_TOKEN] * float(c0)
+    b_quad = sc[S_KV_S_PER_TOKEN] * float(b)
+    span = (until - anchor) / g
+    if b_quad > 0.0:
+        lin = a_lin - 0.5 * b_quad
+        x = (-lin + np.sqrt(lin * lin + 2.0 * b_quad * span)) / b_quad
+    else:
+        x = span / a_lin
+    j = int(x) - 1 if x < 4.0e18 else max_j - 1
+    if j > max_j - 1:
+        j = max_j - 1
+    if j < j0:
+        j = j0
+    while j + 1 <= max_j - 1 and decode_run_end_s(anchor, j + 1, b, c0, freq, base, sc, sens) <= until:
+        j += 1
+    while j > j0 and decode_run_end_s(anchor, j, b, c0, freq, base, sc, sens) > until:
+        j -= 1
+    k = j - j0 + 1  # iterations j0..j finalize; j + 1 is composed
+    last_end = decode_run_end_s(anchor, j, b, c0, freq, base, sc, sens)
+    _account(e, r, last_end - rf[e, r, RF_ITER_START], KIND_DECODE, pi, pf, ri, rf)  # one power level
     ei[e, EI_ITERATIONS] += k
     ei[e, EI_FAST_ITERATIONS] += k
-    for i in range(n):
-        q = running[e, r, i]
-        kv = qi[e, q, QI_KV]
-        qi[e, q, QI_BLOCKS] += ((kv + k) >> shift) - (kv >> shift)
-        qi[e, q, QI_KV] = kv + k
-        qi[e, q, QI_GENERATED] += k
-    ri[e, r, RI_FREE] = free
     ri[e, r, RI_OUTSTANDING] -= k * b
     ri[e, r, RI_TOKENS] += k * b
-    ri[e, r, RI_DEC_CTX] = ctx0 + k * b
-    rf[e, r, RF_ITER_START] = start
-    rf[e, r, RF_ITER_END] = end
+    ri[e, r, RI_DEC_CTX] += k * b
+    ri[e, r, RI_RUN_J] = j + 1
+    rf[e, r, RF_ITER_START] = last_end
+    rf[e, r, RF_ITER_END] = decode_run_end_s(anchor, j + 1, b, c0, freq, base, sc, sens)
 
 
 @numba.njit(cache=True)
@@ -448,6 +532,7 @@ def _advance_replica(e, r, until, pi, pf, prof, prompt, output, qi, qf, ri, rf, 
             if rf[e, r, RF_ITER_END] > until:
                 break
         t = rf[e, r, RF_ITER_END]
+        _materialize(e, r, pi, qi, ri, running)
         _finalize(e, r, pi, pf, output, qi, qf, ri, rf, running, sched, ei, done_ids)
         ei[e, EI_ITERATIONS] += 1
         ei[e, EI_PREEMPTIONS] += _compose(e, r, t, pi, pf, prof, prompt, qi, qf, ri, rf, running, sched)
@@ -509,8 +594,13 @@ def _make_ready(e, t, ri, rf) -> int:
 
 @numba.njit(cache=True)
 def _advance_all(until, pi, pf, prof, arrival, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids):
-    n_envs, n_slots = ri.shape[0], ri.shape[1]
     scratch = np.zeros(pi[PI_BLOCK], dtype=np.int64)
+    # borrowed views: no atomic reference counting in the hot loops (schedgym.sim.borrow)
+    until, pi, pf, arrival, prompt, output = borrow(until), borrow(pi), borrow(pf), borrow(arrival), borrow(prompt), borrow(output)
+    qi, qf, ri, rf, running, sched = borrow(qi), borrow(qf), borrow(ri), borrow(rf), borrow(running), borrow(sched)
+    ei, ef, done_ids, scratch = borrow(ei), borrow(ef), borrow(done_ids), borrow(scratch)
+    prof = (borrow(prof[0]), borrow(prof[1]), borrow(prof[2]), borrow(prof[3]))
+    n_envs, n_slots = ri.shape[0], ri.shape[1]
     for e in range(n_envs):
         n_req = ei[e, EI_N_REQUESTS]
         while ei[e, EI_NEXT_ARRIVAL] < n_req and arrival[e, ei[e, EI_NEXT_ARRIVAL]] < until[e]:
@@ -527,6 +617,8 @@ def _advance_all(until, pi, pf, prof, arrival, prompt, output, qi, qf, ri, rf, r
             if ri[e, r, RI_BUSY] == 1:
                 _advance_replica(e, r, until[e], pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids, scratch)
         _make_ready(e, until[e], ri, rf)
+        for r in range(n_slots):
+            _materialize(e, r, pi, qi, ri, running)
         ef[e, EF_NOW] = until[e]
 
 

@@ -21,6 +21,12 @@ Model of one continuous-batching iteration (Orca OSDI'22; vLLM SOSP'23; Sarathi-
   against context over the prompt sweep (memory traffic of reading the KV cache); ``base(b)`` is the batch
   sweep (log-log interpolation; linear extrapolation beyond 64) minus the context term of its own
   measurement (``b x 576`` tokens: prompt 512 + half of the 128 outputs), floored at half the measurement.
+- **Decode runs**: consecutive pure-decode iterations of the same ``b`` sequences have contexts
+  ``C0, C0 + b, C0 + 2b, ...``, so iteration ``j`` of such a run (0-based, started at ``t0``) ends at
+  ``t0 + g (j + 1) (base(b) + kv C0) + g kv b j (j + 1) / 2`` (``g`` the frequency factor below): the sum
+  of the per-iteration times in closed form (:func:`decode_run_end_s`), which lets the kernels jump over
+  thousands of decode iterations in O(1) and still land on the same floating-point event times as a
+  simulator that steps them one by one (both evaluate this formula).
 - **Frequency cap** ``f`` in (0, 1] (PowerCapping hook): iterations with prefill are compute-bound and
   take ``t / f``; pure decode iterations are memory-bound and take ``t (1 + s (1/f - 1))``,
   ``s = decode_freq_sensitivity``.
@@ -41,7 +47,7 @@ import numpy as np
 from schedgym.envs.core.perf_profile import load_perf_profile
 from schedgym.sim.serving.params import ServingParams
 
-__all__ = ["LatencyProfile", "build_profile", "prefill_s", "iteration_s", "decode_base_s"]
+__all__ = ["LatencyProfile", "build_profile", "prefill_s", "iteration_s", "decode_base_s", "decode_run_end_s"]
 
 #: Context tokens per sequence in the batch sweep's measurement (prompt 512 + half of 128 outputs).
 _REF_CONTEXT = 576.0
@@ -147,3 +153,24 @@ def iteration_s(
         t = decode_base[decode_batch] + kv
         return t * (1.0 + decode_freq_sensitivity * (1.0 / freq - 1.0))
     return 0.0
+
+
+@numba.njit(cache=True)
+def decode_run_end_s(
+    anchor: float,
+    j: int,
+    decode_batch: int,
+    first_context: int,
+    freq: float,
+    decode_base: np.ndarray,
+    scalars: np.ndarray,
+    decode_freq_sensitivity: float,
+) -> float:
+    """End time of iteration ``j`` (0-based) of a decode run of ``decode_batch`` sequences that started at
+    ``anchor`` with ``first_context`` context tokens: ``anchor`` plus the closed-form sum of
+    :func:`iteration_s` over the run's first ``j + 1`` iterations (module docstring)."""
+    kv = scalars[S_KV_S_PER_TOKEN]
+    n = float(j + 1)
+    first = decode_base[decode_batch] + kv * float(first_context)
+    growth = kv * float(decode_batch) * (n * float(j) * 0.5)
+    return anchor + (n * first + growth) * (1.0 + decode_freq_sensitivity * (1.0 / freq - 1.0))

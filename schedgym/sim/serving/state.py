@@ -43,8 +43,20 @@ R_EMPTY, R_PROVISIONING, R_READY, R_DRAINING = range(4)
     RI_DEC_CTX,
     RI_TOKENS,
     RI_LAST_PREEMPTED,
-) = range(14)
-N_RI = 14
+    RI_RUN_J,
+    RI_RUN_B,
+    RI_RUN_C0,
+    RI_RUN_MAXJ,
+    RI_RUN_SYNC_J,
+) = range(19)
+N_RI = 19
+# A *decode run* (kernels.py docstring) is a maximal chain of pure-decode iterations of one batch: RI_RUN_J
+# is the in-flight iteration's index in it, RI_RUN_B its batch, RI_RUN_C0 the context of its first
+# iteration, RI_RUN_MAXJ the last index reachable without a completion or a missing block (-1 = not yet
+# computed); RF_RUN_ANCHOR is the run's start time and RF_RUN_FREQ its clock. Jumps over a run update the
+# replica's counters and clock only; the running sequences' QI_KV / QI_GENERATED / QI_BLOCKS and RI_FREE
+# catch up (``kernels._materialize``) from RI_RUN_SYNC_J, the index they describe, before anything reads
+# them and at the end of every ``advance``.
 KIND_IDLE, KIND_MIXED, KIND_DECODE = 0, 1, 2
 # replica float columns
 (
@@ -57,8 +69,10 @@ KIND_IDLE, KIND_MIXED, KIND_DECODE = 0, 1, 2
     RF_PREFILL_S,
     RF_DECODE_S,
     RF_ENERGY_J,
-) = range(9)
-N_RF = 9
+    RF_RUN_ANCHOR,
+    RF_RUN_FREQ,
+) = range(11)
+N_RF = 11
 
 # ------------------------------------------------------------------ fleet (env) columns
 EI_NEXT_ARRIVAL, EI_RR, EI_N_DONE, EI_PREEMPTIONS, EI_REJECTED, EI_N_REQUESTS, EI_ITERATIONS, EI_FAST_ITERATIONS = range(8)
