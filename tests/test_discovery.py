@@ -75,3 +75,60 @@ def test_metrics_present_when_a_time_limit_truncates(env_id: str) -> None:
             pytest.skip("the test instance ended on its own within 3 steps")
     assert truncated and set(info["metrics"]) == set(env.unwrapped.metrics())
     assert env.spec.max_episode_steps == 3
+
+
+#: ``gym.make(id).spec.max_episode_steps`` as each docstring's "Episode End" documents it (default kwargs).
+DOCUMENTED_HORIZONS = {
+    "schedgym/AgentScheduling-v1": None,
+    "schedgym/MemoryMapping-v0": 200,
+    "schedgym/GPUAutoscaling-v1": 1440,
+    "schedgym/PowerCapping-v1": 351,
+}
+
+
+@pytest.mark.parametrize("env_id", schedgym.envs())
+def test_spec_max_episode_steps_is_the_documented_horizon(env_id: str) -> None:
+    env = gym.make(env_id)
+    assert env.spec.max_episode_steps == DOCUMENTED_HORIZONS[env_id]
+    assert str(DOCUMENTED_HORIZONS[env_id]) in (type(env.unwrapped).__doc__ or "").split("## Episode End")[1]
+
+
+@pytest.mark.parametrize(("env_id", "kwargs", "steps"), [
+    ("schedgym/MemoryMapping-v0", {"n_buffers": 300}, 300),
+    ("schedgym/MemoryMapping-v0", {"instance": "minimalloc:A"}, None),
+    ("schedgym/GPUAutoscaling-v1", {"episode_days": 2.0}, 2880),
+    ("schedgym/GPUAutoscaling-v1", {"workload": "azure-code"}, 58),
+    ("schedgym/PowerCapping-v1", {"episode_hours": 2.0, "workload": "synthetic"}, 720),
+    ("schedgym/PowerCapping-v1", {"decision_interval_s": 5}, 701),
+])
+def test_the_limit_follows_the_kwargs(env_id: str, kwargs: dict, steps: int | None) -> None:
+    """Other kwargs are never cut at the default horizon: the limit is the env's own, from its kwargs."""
+    env = gym.make(env_id, **kwargs)
+    expected = env.unwrapped.horizon_steps if steps is None else steps
+    assert env.spec.max_episode_steps == expected == env.unwrapped.horizon_steps
+    # A smaller limit asked for at make() is the one the spec reports.
+    assert gym.make(env_id, max_episode_steps=7, **kwargs).spec.max_episode_steps == 7
+
+
+@pytest.mark.parametrize(("env_id", "kwargs"), [
+    ("schedgym/MemoryMapping-v0", {}),
+    ("schedgym/MemoryMapping-v0", {"action_mode": "order"}),
+    ("schedgym/PowerCapping-v1", {}),
+    # The default day of GPUAutoscaling takes ~1 min; 0.05 days has the same rule (72 intervals).
+    ("schedgym/GPUAutoscaling-v1", {"episode_days": 0.05}),
+])
+def test_an_episode_ends_by_itself_within_the_limit_with_metrics(env_id: str, kwargs: dict) -> None:
+    env = gym.make(env_id, **kwargs)
+    limit = env.spec.max_episode_steps
+    _, info = env.reset(seed=0)
+    for step in range(1, limit + 1):
+        _, _, terminated, truncated, info = env.step(int(info["action_mask"].argmax()))
+        if terminated or truncated:
+            break
+    assert terminated or truncated, f"{env_id} ran {limit} steps without ending"
+    assert not (terminated and truncated), "a terminating step must not also be flagged truncated"
+    if env_id.startswith("schedgym/MemoryMapping"):
+        assert terminated and (step == limit or kwargs.get("action_mode") == "order")
+    else:  # these end by the env's own truncation at exactly their horizon
+        assert truncated and step == limit
+    assert set(info["metrics"]) == set(env.unwrapped.metrics())

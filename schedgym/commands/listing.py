@@ -27,8 +27,8 @@ def _rows(args: argparse.Namespace) -> tuple[list[str], list[dict[str, Any]]]:
     if args.kind == "envs":
         from schedgym.envs import ENV_ENTRIES
 
-        return ["id", "max_episode_steps", "description"], [
-            {"id": e.id, "max_episode_steps": e.max_episode_steps, "description": e.description}
+        return ["id", "episode_steps", "description"], [
+            {"id": e.id, "episode_steps": e.horizon, "description": e.description}
             for e in ENV_ENTRIES if e.id in envs or args.env is None
         ]
     if args.kind == "instances":
@@ -45,9 +45,12 @@ def _rows(args: argparse.Namespace) -> tuple[list[str], list[dict[str, Any]]]:
     rows = []
     for name in discovery.tasks(args.env, args.tier):
         t = get_task(name)
-        rows.append({"name": t.name, "tier": t.tier, "env_id": t.env_id, "instances": len(t.instances),
-                     "seeds": len(t.seeds), "metric": t.metric_label})
-    return ["name", "tier", "env_id", "instances", "seeds", "metric"], rows
+        row = {"name": t.name, "tier": t.tier, "env_id": t.env_id, "instances": len(t.instances),
+               "seeds": len(t.seeds), "metric": t.metric_label, "split": t.split.describe()}
+        if args.json:  # the full lists, machine-readable
+            row["split"] = t.split.as_dict()
+        rows.append(row)
+    return ["name", "tier", "env_id", "instances", "seeds", "metric", "split"], rows
 
 
 def main(args: argparse.Namespace) -> int:
@@ -63,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
     table = Table(title=title)
     for col in columns:
         table.add_column(col, style="bold" if col in ("id", "name") else None, no_wrap=col in ("id", "name", "kwarg"),
-                         justify="right" if col in ("instances", "seeds", "max_episode_steps") else "left")
+                         justify="right" if col in ("instances", "seeds") else "left")
     for row in rows:
         table.add_row(*("-" if row[c] is None else str(row[c]) for c in columns))
     Console().print(table)

@@ -145,6 +145,11 @@ class AgentSchedulingEnv(SchedEnv):
 
     Terminated when every agent has finished. Truncated when the clock reaches ``max_sim_s``; unfinished
     requests and agents are then counted in the metrics (turnaround and wait are over finished ones).
+    ``spec.max_episode_steps`` is None: a step is a scheduling decision, and how many an episode takes
+    depends on the policy (slices kept or preempted, requests swapped) and on the draw, so there is no
+    horizon in steps, only ``max_sim_s`` in simulated time. ``gym.make(id, max_episode_steps=N)`` and the
+    vector env's ``max_episode_steps`` still cut at N steps (read ``env.unwrapped.metrics()`` after a
+    ``TimeLimit``; the vector env adds ``info["metrics"]`` itself).
 
     ## Arguments
 

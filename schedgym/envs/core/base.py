@@ -98,6 +98,15 @@ class SchedEnv(gym.Env[np.ndarray, np.int64]):
         """Domain metrics of the episode so far (documented per env)."""
         raise NotImplementedError
 
+    @property
+    def horizon_steps(self) -> int | None:
+        """Steps by which the env itself has ended every episode, given its kwargs (None: no such bound).
+
+        Envs that return an int are registered with :class:`~schedgym.envs.core.horizon.EnvHorizonLimit`,
+        which makes it ``spec.max_episode_steps`` (documented under "Episode End").
+        """
+        return None
+
     def _render_rgb(self) -> np.ndarray:
         raise NotImplementedError
 

@@ -151,7 +151,11 @@ class GPUAutoscalingEnv(SchedEnv):
     Never terminated; truncated after the horizon (``ceil(trace length / interval_s)`` intervals, or
     ``episode_days x 86400 / interval_s`` for synthetic). On the last step every provisioning replica is
     cancelled and every ready one drained: requests still in the system finish (their latencies count)
-    and the fleet is billed until it is empty.
+    and the fleet is billed until it is empty. ``gym.make(...).spec.max_episode_steps`` is that horizon
+    (``horizon_steps``): 1440 with the default kwargs (one synthetic day of 60 s intervals), 58 for
+    ``azure-code`` and 59 for ``azure-conv`` (their hour of arrivals). It comes from a ``TimeLimit``
+    built from the kwargs, not a registered number (a registered 1440 would cut ``episode_days=2`` in half), and never fires
+    before the env's own truncation (``schedgym.envs.core.horizon``).
 
     ## Arguments
 
@@ -325,6 +329,11 @@ class GPUAutoscalingEnv(SchedEnv):
         self.observation_space = gym.spaces.Box(low=low, high=np.float32(_OBS_HIGH), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(len(self.deltas))
         self._fleet: ServingFleet | None = None
+
+    @property
+    def horizon_steps(self) -> int:
+        """Intervals of an episode: the env truncates itself after exactly this many steps."""
+        return self.n_steps
 
     # ------------------------------------------------------------------ episode construction
     def _episode_trace(self):

@@ -91,7 +91,12 @@ class MemoryMappingEnv(SchedEnv):
 
     ## Episode End
 
-    Terminates when every buffer is decided (``place``: exactly n steps). No truncation inside the env.
+    Terminates when every buffer is decided: exactly ``n`` steps in ``place`` mode, at most ``n`` in
+    ``order`` mode (a buffer that no longer fits is sent to slow memory without a step). Never truncated.
+    ``gym.make(...).spec.max_episode_steps`` is ``n`` (``horizon_steps``: 200 with the default kwargs,
+    ``n_buffers`` for random instances, the file's buffer count otherwise), from a ``TimeLimit`` built
+    from the kwargs rather than registered, since a registered 200 would cut larger instances; it never
+    fires before the termination (``schedgym.envs.core.horizon``).
 
     ## Arguments
 
@@ -192,6 +197,13 @@ class MemoryMappingEnv(SchedEnv):
         if self.state is None:
             raise RuntimeError("call reset() first")
         return self.state.prep
+
+    @property
+    def horizon_steps(self) -> int:
+        """``n``: every episode terminates within ``n`` steps (exactly ``n`` in place mode)."""
+        if self._fixed is not None:
+            return int(self._fixed.inst.n)
+        return int(self._generator_kwargs["n_buffers"])
 
     def current_buffer(self) -> int:
         """Place mode: the buffer being decided (-1 when done)."""

@@ -172,8 +172,12 @@ class PowerCappingEnv(SchedEnv):
     ## Episode End
 
     Truncated when simulated time reaches the horizon (``episode_hours``; default the trace's hour for
-    the Azure traces, 1 h for synthetic); never terminated. ``max_episode_steps`` is not set in the
-    registry: the horizon is a property of the workload (``ceil(horizon_s / decision_interval_s)``).
+    the Azure traces, 1 h for synthetic); never terminated. ``gym.make(...).spec.max_episode_steps`` is
+    that horizon in decisions, ``ceil(horizon_s / decision_interval_s)`` (``horizon_steps``: 351 with the
+    default kwargs, azure-conv's 3,501 s in 10 s decisions; 344 for azure-code), from a ``TimeLimit``
+    built from the kwargs rather than a registered number (the horizon depends on the workload,
+    ``episode_hours`` and ``decision_interval_s``); it never fires before the env's own truncation
+    (``schedgym.envs.core.horizon``).
 
     ## Arguments
 
@@ -345,6 +349,11 @@ class PowerCappingEnv(SchedEnv):
         self.n_hp_actions = len(self.hp_caps_mhz)
         self.action_space = gym.spaces.Discrete(len(self.lp_caps_mhz) * self.n_hp_actions)
         self.observation_space = gym.spaces.Box(-10.0, 10.0, shape=(len(OBS_NAMES),), dtype=np.float32)
+
+    @property
+    def horizon_steps(self) -> int:
+        """Decisions of an episode: the env truncates itself after exactly this many steps."""
+        return int(self.n_decisions)
 
     # ------------------------------------------------------------------ helpers
     def action_for_caps(self, lp_mhz: float, hp_mhz: float) -> int:
