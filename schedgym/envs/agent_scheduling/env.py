@@ -60,7 +60,7 @@ from schedgym.envs.agent_scheduling.types import (
 )
 from schedgym.envs.agent_scheduling.workload import TYPE_NAMES, _mix_probabilities, generate_workload
 from schedgym.envs.core.base import SchedEnv
-from schedgym.envs.core.traces import check_workload, load_workload_trace, scale_rate
+from schedgym.envs.core.traces import TraceWindow, check_workload, load_workload_trace, scale_rate
 from schedgym.envs.core.validation import check_float, check_int
 from schedgym.sim.serving import ServingParams, build_profile
 
@@ -159,6 +159,8 @@ class AgentSchedulingEnv(SchedEnv):
     | agent_rate | float | 0.2 | agents per second (``poisson``, ``tenants``) |
     | rate_scale | float | 0.08 | thinning of a trace's arrivals (0.08 x azure-code's 2.57 req/s = 0.21 agents/s, in bursts) |
     | trace_columns, trace_time_unit | dict, str | Azure names, ``"datetime"`` | columns / time unit of ``trace:`` files |
+    | trace_window_hours | float or None | None | trace workloads: agents arrive as in a window this long whose offset each ``reset`` seed draws (uniform over the trace), so N episodes replay N windows. None: from the trace's start (the leaderboard's episode) |
+    | trace_offset_hours | float or None | None | trace workloads: fix the window's start (alone: from there to the end); ``trace_offset_s`` holds the episode's |
     | n_agents | int | 100 | agents per episode (at most a trace's rows) |
     | agent_mix | dict or None | uniform | weights over agent types (not with ``tenants``) |
     | n_cores | int | 2 | LLM cores (replicas) |
@@ -221,6 +223,8 @@ class AgentSchedulingEnv(SchedEnv):
         rate_scale: float = 0.08,
         trace_columns: dict[str, str] | None = None,
         trace_time_unit: str = "datetime",
+        trace_window_hours: float | None = None,
+        trace_offset_hours: float | None = None,
         n_agents: int = 100,
         agent_mix: dict[str, float] | None = None,
         n_cores: int = 2,
@@ -274,8 +278,14 @@ class AgentSchedulingEnv(SchedEnv):
         self.profile = build_profile(self.params)
         self.bound_consts = bound_constants(self.params, self.profile)
         self._trace = None
+        self.trace_window: TraceWindow | None = None
+        #: Where the current episode's window starts in the trace, seconds (0 for generated / the whole trace).
+        self.trace_offset_s = 0.0
         if workload not in ("poisson", "tenants"):
             self._trace = load_workload_trace(workload, trace_columns, trace_time_unit)
+            self.trace_window = TraceWindow.make(self._trace, trace_window_hours, trace_offset_hours)
+        elif trace_window_hours is not None or trace_offset_hours is not None:
+            raise ValueError(f"trace_window_hours and trace_offset_hours apply to trace workloads only, not {workload!r}")
         self._record = render_mode is not None
         k = self.n_visible
         self._p = np.array([self.params.block_tokens, self.params.kv_blocks, self.max_num_seqs,
@@ -290,7 +300,10 @@ class AgentSchedulingEnv(SchedEnv):
     # ------------------------------------------------------------------ episode setup
     def _reset(self, options: dict[str, Any] | None) -> None:
         rng = self.np_random
-        trace = scale_rate(self._trace, self.rate_scale, rng) if self._trace is not None else None
+        trace = None
+        if self._trace is not None:  # draw_offset uses the rng only to draw a window (whole trace: stream kept)
+            self.trace_offset_s = self.trace_window.draw_offset(rng)
+            trace = scale_rate(self.trace_window.cut(self._trace, self.trace_offset_s), self.rate_scale, rng)
         wl = generate_workload(
             rng,
             self.n_agents,

@@ -36,6 +36,7 @@ from schedgym.envs.core.validation import json_object, shown_value
 
 __all__ = [
     "RequestTrace",
+    "TraceWindow",
     "TraceFormatError",
     "DEFAULT_TRACE_COLUMNS",
     "AZURE_TRACES",
@@ -336,3 +337,75 @@ def scale_rate(trace: RequestTrace, rate_scale: float, rng: np.random.Generator)
         output_tokens=trace.output_tokens[idx][order],
         source=f"{trace.source}*{rate_scale:g}",
     )
+
+
+@dataclass(frozen=True)
+class TraceWindow:
+    """Which part of a trace an episode replays: the validated ``trace_window_hours``/``trace_offset_hours``.
+
+    Both None (the default) replays the whole trace, as the leaderboard does. ``window_s`` alone draws a
+    new offset in ``[0, duration - window_s]`` from each ``reset`` seed, so ``schedgym run --episodes N``
+    replays N different windows; ``offset_s`` fixes it (with ``window_s``: one reproducible window;
+    without: the rest of the trace from the offset).
+    """
+
+    window_s: float | None
+    offset_s: float | None
+    duration_s: float  # of the whole trace
+
+    @classmethod
+    def make(cls, trace: RequestTrace, window_hours: float | None, offset_hours: float | None) -> TraceWindow:
+        dur_h = trace.duration_s / 3600.0
+        window_s = offset_s = None
+        if window_hours is not None:
+            window_s = 3600.0 * _check_hours("trace_window_hours", window_hours, trace, dur_h, positive=True)
+        if offset_hours is not None:
+            room_h = dur_h - (window_s or 0.0) / 3600.0
+            offset_s = 3600.0 * _check_hours("trace_offset_hours", offset_hours, trace, room_h, positive=False)
+            if window_s is None and offset_s >= trace.duration_s:
+                raise ValueError(f"trace_offset_hours={offset_hours!r} leaves no request of {trace.source} "
+                                 f"(its last arrives at {dur_h:.4g} h)")
+        return cls(window_s, offset_s, trace.duration_s)
+
+    @property
+    def full(self) -> bool:
+        return self.window_s is None and self.offset_s is None
+
+    @property
+    def length_s(self) -> float:
+        """Seconds an episode replays (the whole trace: its last arrival)."""
+        return self.duration_s - (self.offset_s or 0.0) if self.window_s is None else self.window_s
+
+    def draw_offset(self, rng: np.random.Generator) -> float:
+        """The episode's offset: fixed, 0 for the whole trace, else uniform over the possible windows."""
+        if self.offset_s is not None:
+            return self.offset_s
+        if self.window_s is None:
+            return 0.0
+        return float(rng.uniform(0.0, self.duration_s - self.window_s))
+
+    def cut(self, trace: RequestTrace, offset_s: float) -> RequestTrace:
+        """The requests arriving in ``[offset_s, offset_s + length_s)`` (the last arrival included when the
+        window reaches it), with times shifted to start at the window's start."""
+        if self.full:
+            return trace
+        end = offset_s + self.length_s
+        t = trace.arrival_s
+        keep = (t >= offset_s) & ((t < end) | (end >= self.duration_s))
+        return RequestTrace(
+            arrival_s=t[keep] - offset_s,
+            prompt_tokens=trace.prompt_tokens[keep],
+            output_tokens=trace.output_tokens[keep],
+            source=f"{trace.source}[{offset_s / 3600.0:.4g}h+{self.length_s / 3600.0:.4g}h]",
+        )
+
+
+def _check_hours(name: str, value: object, trace: RequestTrace, high_h: float, positive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number of hours or None, got {value!r}")
+    v = float(value)
+    if (v <= 0.0 if positive else v < 0.0) or v > high_h + 1e-12:
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name}={value!r} must be {bound} and <= {high_h:.6g} h for {trace.source} "
+                         f"(its requests span {trace.duration_s / 3600.0:.6g} h)")
+    return min(v, high_h)

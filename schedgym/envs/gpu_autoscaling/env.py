@@ -15,7 +15,13 @@ import gymnasium as gym
 import numpy as np
 
 from schedgym.envs.core.base import EnvState, SchedEnv
-from schedgym.envs.core.traces import AZURE_TRACES, check_workload, load_azure_trace, load_workload_trace
+from schedgym.envs.core.traces import (
+    AZURE_TRACES,
+    TraceWindow,
+    check_workload,
+    load_azure_trace,
+    load_workload_trace,
+)
 from schedgym.envs.core.validation import check_choice, check_float, check_int
 from schedgym.envs.gpu_autoscaling.types import INDICATORS, AutoscalingState, ObsLayout, Workload
 from schedgym.envs.gpu_autoscaling.workload import (
@@ -148,8 +154,9 @@ class GPUAutoscalingEnv(SchedEnv):
 
     ## Episode End
 
-    Never terminated; truncated after the horizon (``ceil(trace length / interval_s)`` intervals, or
-    ``episode_days x 86400 / interval_s`` for synthetic). On the last step every provisioning replica is
+    Never terminated; truncated after the horizon (``ceil(trace length / interval_s)`` intervals, with
+    a window ``ceil(trace_window_hours x 3600 / interval_s)``, or ``episode_days x 86400 / interval_s``
+    for synthetic). On the last step every provisioning replica is
     cancelled and every ready one drained: requests still in the system finish (their latencies count)
     and the fleet is billed until it is empty. ``gym.make(...).spec.max_episode_steps`` is that horizon
     (``horizon_steps``): 1440 with the default kwargs (one synthetic day of 60 s intervals), 58 for
@@ -164,6 +171,8 @@ class GPUAutoscalingEnv(SchedEnv):
     | workload | str | "synthetic" | "azure-code", "azure-conv", "synthetic" or "trace:<path>" (CSV/JSONL) |
     | trace_columns | dict | Azure names | ``{"time", "prompt_tokens", "output_tokens"}`` columns of a trace file |
     | trace_time_unit | str | "datetime" | "s", "ms" or "datetime" for a trace file |
+    | trace_window_hours | float or None | None | trace workloads: replay a window this long; its offset is drawn from each ``reset`` seed (uniform over the trace), so N episodes replay N windows. None: the whole trace (the leaderboard's episode) |
+    | trace_offset_hours | float or None | None | trace workloads: fix the window's start (with no ``trace_window_hours``: replay from there to the end); ``trace_offset_s`` holds the episode's |
     | rate_scale | float | 1.0 | multiply the arrival rate (thin or replicate a trace; scale the generator) |
     | mean_rate_per_s, burstiness, diurnal_amplitude, episode_days, token_trace | | 5.5, 0.3, 0.5, 1.0, "azure-conv" | synthetic knobs (``SyntheticParams``) |
     | start_hour, start_weekday | float, int | None | local time at t=0 (Azure traces: 18:17 Thursday; else 0:00 Monday) |
@@ -218,6 +227,8 @@ class GPUAutoscalingEnv(SchedEnv):
         *,
         trace_columns: dict[str, str] | None = None,
         trace_time_unit: str = "datetime",
+        trace_window_hours: float | None = None,
+        trace_offset_hours: float | None = None,
         rate_scale: float = 1.0,
         mean_rate_per_s: float = 5.5,
         burstiness: float = 0.3,
@@ -296,7 +307,13 @@ class GPUAutoscalingEnv(SchedEnv):
         self.gpus_per_replica = int(gpus_per_replica)
         self.profile = build_profile(self.serving)
 
+        self.trace_window: TraceWindow | None = None
+        #: Where the current episode's window starts in the trace, seconds (0 for synthetic / the whole trace).
+        self.trace_offset_s = 0.0
         if workload == "synthetic":
+            if trace_window_hours is not None or trace_offset_hours is not None:
+                raise ValueError("trace_window_hours and trace_offset_hours apply to trace workloads only; "
+                                 "the synthetic workload sets its length with episode_days")
             self.synthetic: SyntheticParams | None = SyntheticParams(
                 mean_rate_per_s=check_float("mean_rate_per_s", mean_rate_per_s, low=0.0, low_inclusive=False)
                 * self.rate_scale,
@@ -314,7 +331,8 @@ class GPUAutoscalingEnv(SchedEnv):
             self.synthetic = None
             check_choice("trace_time_unit", trace_time_unit, ["s", "ms", "datetime"])
             self._trace = load_workload_trace(workload, trace_columns, trace_time_unit)
-            self._horizon_s = max(1, math.ceil((self._trace.duration_s + 1e-9) / self.interval_s)) * self.interval_s
+            self.trace_window = TraceWindow.make(self._trace, trace_window_hours, trace_offset_hours)
+            self._horizon_s = max(1, math.ceil((self.trace_window.length_s + 1e-9) / self.interval_s)) * self.interval_s
             default_start = AZURE_START.get(workload, (0.0, 0))
             self._start = (
                 default_start[0] if start_hour is None else check_float("start_hour", start_hour, low=0.0, high=24.0),
@@ -339,10 +357,14 @@ class GPUAutoscalingEnv(SchedEnv):
     def _episode_trace(self):
         if self.synthetic is not None:
             return generate_synthetic(self.synthetic, self.np_random)
-        return scale_rate(self._trace, self.rate_scale, self.np_random)
+        # draw_offset uses the rng only to draw a window: the whole-trace episode (leaderboard) keeps its stream.
+        self.trace_offset_s = self.trace_window.draw_offset(self.np_random)
+        return scale_rate(self.trace_window.cut(self._trace, self.trace_offset_s), self.rate_scale, self.np_random)
 
     def _reset(self, options: dict[str, Any] | None) -> None:
         trace = self._episode_trace()
+        # A window later in the trace starts later in the day (the observation's clock follows it).
+        start_h = self._start[0] + self.trace_offset_s / 3600.0
         wl = make_workload(
             trace,
             self.serving,
@@ -352,8 +374,8 @@ class GPUAutoscalingEnv(SchedEnv):
             ttft_slo_floor_s=self.ttft_slo_floor_s,
             slo_scale=self.slo_scale,
             tpot_slo_s=self.tpot_slo_s,
-            start_hour=self._start[0],
-            start_weekday=self._start[1],
+            start_hour=start_h % 24.0,
+            start_weekday=self._start[1] + int(start_h // 24.0),
         )
         fleet = ServingFleet(
             self.serving, [(wl.arrival_s, wl.prompt_tokens, wl.output_tokens)], self.n_slots, profile=self.profile

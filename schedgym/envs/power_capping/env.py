@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from schedgym.envs.core.base import SchedEnv
-from schedgym.envs.core.traces import AZURE_TRACES, check_workload
+from schedgym.envs.core.traces import AZURE_TRACES, TraceWindow, check_workload
 from schedgym.envs.core.validation import check_choice, check_float, check_int
 from schedgym.envs.power_capping import dynamics as dyn
 from schedgym.envs.power_capping import power_model as pm
@@ -171,8 +171,8 @@ class PowerCappingEnv(SchedEnv):
 
     ## Episode End
 
-    Truncated when simulated time reaches the horizon (``episode_hours``; default the trace's hour for
-    the Azure traces, 1 h for synthetic); never terminated. ``gym.make(...).spec.max_episode_steps`` is
+    Truncated when simulated time reaches the horizon (``episode_hours`` or ``trace_window_hours``;
+    default the trace's hour for the Azure traces, 1 h for synthetic); never terminated. ``gym.make(...).spec.max_episode_steps`` is
     that horizon in decisions, ``ceil(horizon_s / decision_interval_s)`` (``horizon_steps``: 351 with the
     default kwargs, azure-conv's 3,501 s in 10 s decisions; 344 for azure-code), from a ``TimeLimit``
     built from the kwargs rather than a registered number (the horizon depends on the workload,
@@ -190,6 +190,8 @@ class PowerCappingEnv(SchedEnv):
     | rate_scale | float or None | None | arrivals multiplier for the provisioned row; None: ``DEFAULT_RATE_SCALE`` (1.0 for trace files) |
     | trace_columns, trace_time_unit | dict, str | None, "datetime" | columns and time unit of a ``trace:`` file |
     | episode_hours | float or None | None | horizon; default the trace's length (Azure: ~0.97 h), 1 h for synthetic; up to 24 x 7 for synthetic |
+    | trace_window_hours | float or None | None | trace workloads: replay a window this long (the horizon); its offset is drawn from each ``reset`` seed, uniform over the trace, so N episodes replay N windows. None: the whole trace (the leaderboard's episode). Not with ``episode_hours`` |
+    | trace_offset_hours | float or None | None | trace workloads: fix the window's start (alone: replay from there to the end); ``trace_offset_s`` holds the episode's |
     | start_hour | float or None | None | time of day at the start (Azure 18.25; synthetic 13.5, the hour before its 14:00 peak) |
     | mean_rate_per_s, burstiness, diurnal_amplitude, token_trace, start_weekday | | 5.5, 0.3, 0.5, "azure-conv", 0 | synthetic knobs (rate before ``rate_scale``) |
     | server_variation | float | 0.3 | std of the per-server log-weight of the router (0 = uniform split) |
@@ -248,6 +250,8 @@ class PowerCappingEnv(SchedEnv):
         trace_columns: dict[str, str] | None = None,
         trace_time_unit: str = "datetime",
         episode_hours: float | None = None,
+        trace_window_hours: float | None = None,
+        trace_offset_hours: float | None = None,
         start_hour: float | None = None,
         mean_rate_per_s: float = 5.5,
         burstiness: float = 0.3,
@@ -302,7 +306,19 @@ class PowerCappingEnv(SchedEnv):
         self.brake_penalty = check_float("brake_penalty", brake_penalty, low=0.0, high=1e6)
 
         self._trace = base_trace(workload, trace_columns, trace_time_unit)
-        if episode_hours is None:
+        self.trace_window: TraceWindow | None = None
+        #: Where the current episode's window starts in the trace, seconds (0 for synthetic / the whole trace).
+        self.trace_offset_s = 0.0
+        if trace_window_hours is not None or trace_offset_hours is not None:
+            if self._trace is None:
+                raise ValueError("trace_window_hours and trace_offset_hours apply to trace workloads only; "
+                                 "the synthetic workload sets its length with episode_hours")
+            if episode_hours is not None:
+                raise ValueError("episode_hours and trace_window_hours/trace_offset_hours both set the length of "
+                                 "a trace episode: pass trace_window_hours alone")
+            self.trace_window = TraceWindow.make(self._trace, trace_window_hours, trace_offset_hours)
+            horizon = max(1, int(math.floor(self.trace_window.length_s + 1e-9)))
+        elif episode_hours is None:
             horizon = 3600 if self._trace is None else max(1, int(math.floor(self._trace.duration_s)))
         else:
             hi = 24.0 * 7 if self._trace is None else max(self._trace.duration_s, 1.0) / _SECONDS_PER_HOUR
@@ -381,9 +397,13 @@ class PowerCappingEnv(SchedEnv):
 
     # ------------------------------------------------------------------ SchedEnv hooks
     def _reset(self, options: dict[str, Any] | None) -> None:
+        trace = self._trace
+        if self.trace_window is not None:  # the rng draws only with a window: the whole-trace stream is kept
+            self.trace_offset_s = self.trace_window.draw_offset(self.np_random)
+            trace = self.trace_window.cut(trace, self.trace_offset_s)
         reqs = row_requests(
             self.np_random,
-            self._trace,
+            trace,
             self.horizon_s,
             self.rate_scale,
             self.n_servers,
@@ -436,7 +456,7 @@ class PowerCappingEnv(SchedEnv):
             obs[15] = max(0, int(s.ctl[C_COMMANDED_EFFECTIVE]) - t) / p.actuation_delay_s
         obs[16] = float(braking or s.ctl[C_BRAKE_START] >= t)
         obs[17] = max(0, int(s.ctl[C_BRAKE_UNTIL]) - t) / p.brake_duration_s if braking else 0.0
-        hour = self.start_hour + t / _SECONDS_PER_HOUR
+        hour = self.start_hour + (self.trace_offset_s + t) / _SECONDS_PER_HOUR
         obs[18], obs[19] = math.sin(2 * math.pi * hour / 24.0), math.cos(2 * math.pi * hour / 24.0)
         obs[20] = n / self.provisioned_servers
         return np.clip(obs / _OBS_SCALE, -10.0, 10.0).astype(np.float32)
