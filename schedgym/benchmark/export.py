@@ -5,7 +5,8 @@ Schema (version 1)::
     {"schema": "schedgym-leaderboard/1",
      "tasks": [{
         "task": str, "version": int, "tier": "quick"|"full", "family": str, "env_id": str,
-        "split": null,                 # train/test splits are not defined yet: scored on all task instances
+        "split": {"train": [str], "test": [str]},  # instance specs (splits.py): the rows score exactly
+                                       # the test split; an agent may train only on the train split
         "metric": str, "direction": "max"|"min", "reference": str,
         "bound": number|null,          # proven only: exact optimum / proven upper or lower bound /
                                        # clairvoyant controller (the task's bound policy or bound metric)
@@ -81,7 +82,7 @@ def _task_document(b: TaskBoard) -> dict[str, Any]:
         "tier": t.tier,
         "family": t.family,
         "env_id": t.env_id,
-        "split": None,
+        "split": t.split.as_dict(),
         "metric": "servers_deployable" if t.aggregate == "sweep" else t.metric,
         "direction": t.direction,
         "reference": t.reference,

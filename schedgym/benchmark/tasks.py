@@ -22,7 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TASKS", "TIERS", "SweepRule", "Task", "TaskInstance", "get_task", "task_key", "tasks_for_tier"]
+from schedgym.benchmark.splits import InstanceSpec, Split, test_specs
+
+__all__ = [
+    "TASKS", "TIERS", "InstanceSpec", "Split", "SweepRule", "Task", "TaskInstance", "get_task", "task_key", "tasks_for_tier",
+]
 
 TIERS = ("quick", "full")
 
@@ -72,6 +76,21 @@ class Task:
     #: ``constraint_order`` (mean over episodes, higher first), and their normalised score is 0.
     constraint: str | None = None
     constraint_order: str | None = None
+    #: What an agent may train on (see splits.py); disjoint from the test split, which is exactly the
+    #: task's ``instances`` x ``seeds`` (what its rows run), so it is derived, never written twice.
+    train: tuple[InstanceSpec, ...] = ()
+    #: Why the train split is what it is.
+    split_note: str = ""
+    #: ``Split(train, test)``; built (and checked disjoint) when the task is defined.
+    split: Split = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        test = test_specs(self.env_id, [(i.name, self.env_kwargs_for(i)) for i in self.instances], self.seeds)
+        try:
+            split = Split(self.train, test, self.split_note)
+        except ValueError as exc:
+            raise ValueError(f"task {self.name}: {exc}") from None
+        object.__setattr__(self, "split", split)
 
     @property
     def family(self) -> str:
@@ -112,8 +131,23 @@ _PC = "schedgym/PowerCapping-v1"
 _AS = "schedgym/AgentScheduling-v1"
 
 
+_S = InstanceSpec
+#: Every random instance the MemoryMapping generator draws (any seed): never a test instance.
+_RANDOM = _S("random")
+_MM_TRAIN_NOTE = (
+    "train on generated instances and on the programs the task does not score; capacities do not count as "
+    "new data (an agent trained on a file has seen it at every capacity)"
+)
+
+
 def _memory_tasks(tier: str) -> list[Task]:
     quick = tier == "quick"
+    # MiniMalloc tasks score only the MiniMalloc files: every torch program may be trained on.
+    train_mm = (_RANDOM, _S("torch:resnet"), _S("torch:transformer"), _S("torch:mlp_mixer"))
+    # Torch tasks: the programs they do not score, and the MiniMalloc files. torch:resnet is held out of the
+    # full tier's train split: it traces the same ResNet-50 as the SOMAS test instance.
+    train_torch = (_RANDOM, _S("torch:resnet"), _S("torch:mlp_mixer")) if quick else (_RANDOM,)
+    train_torch += tuple(_S(f"minimalloc:{x}") for x in _MINIMALLOC)
     # The solvers' time limits and the BO budget are the knobs that make the quick tier fit in minutes.
     # `exact` stops as soon as it proves optimality; its limit only binds where it cannot.
     pk = {
@@ -143,6 +177,8 @@ def _memory_tasks(tier: str) -> list[Task]:
             reference="xla_best_fit",
             bound="exact",
             policy_kwargs=pk,
+            train=train_mm,
+            split_note=_MM_TRAIN_NOTE,
         ),
         Task(
             name=f"memory-torch{suffix}",
@@ -167,6 +203,8 @@ def _memory_tasks(tier: str) -> list[Task]:
             reference="xla_best_fit",
             bound="exact",
             policy_kwargs=pk_torch,
+            train=train_torch,
+            split_note=_MM_TRAIN_NOTE,
         ),
         Task(
             name=f"memory-minimalloc-tight{suffix}",
@@ -187,6 +225,8 @@ def _memory_tasks(tier: str) -> list[Task]:
             reference="xla_best_fit",
             bound="exact",
             policy_kwargs=pk_tight,
+            train=train_mm,
+            split_note=_MM_TRAIN_NOTE,
         ),
         Task(
             name=f"memory-torch-tight{suffix}",
@@ -205,6 +245,8 @@ def _memory_tasks(tier: str) -> list[Task]:
             reference="xla_best_fit",
             bound="exact",
             policy_kwargs=pk_tight,
+            train=train_torch,
+            split_note=_MM_TRAIN_NOTE,
         ),
     ]
 
@@ -238,6 +280,9 @@ def _gpu_tasks(tier: str) -> list[Task]:
             bound_metric="cost_lower_bound_usd",
             constraint="sla_met",
             constraint_order="sla_attainment",
+            # Both Azure traces are scored, so only synthetic days train (seed 0 is the full tier's test day).
+            train=(_S("synthetic", seeds_from=1),),
+            split_note="both Azure traces are test data; train on synthetic days other than the test's seed 0",
         )
     ]
 
@@ -250,6 +295,8 @@ def _power_tasks(tier: str) -> list[Task]:
         base["episode_hours"] = 0.5
     counts = range(40, 61, 2) if quick else range(40, 65)  # up to +60 %; POLCA reports +30 %
     suffix = "-quick" if quick else ""
+    _power_train = (_S("azure-code"), _S("synthetic"))
+    _power_note = "the azure-conv trace is test data; train on the other Azure trace and synthetic days"
     return [
         Task(
             name=f"power-servers-deployable{suffix}",
@@ -266,6 +313,8 @@ def _power_tasks(tier: str) -> list[Task]:
             bound="clairvoyant",
             aggregate="sweep",
             sweep=SweepRule(provisioned_servers=40),
+            train=_power_train,
+            split_note=_power_note,
         ),
         Task(
             name=f"power-deep-oversubscription{suffix}",
@@ -283,8 +332,14 @@ def _power_tasks(tier: str) -> list[Task]:
             bound="clairvoyant",
             constraint="no_brakes",
             constraint_order="within_budget_frac",
+            train=_power_train,
+            split_note=_power_note,
         ),
     ]
+
+
+#: Generator seeds from here up train AgentScheduling agents (the tasks score seeds 0..4).
+_AGENT_TRAIN_SEED = 1000
 
 
 def _agent_tasks(tier: str) -> list[Task]:
@@ -313,6 +368,9 @@ def _agent_tasks(tier: str) -> list[Task]:
             # A truncated episode averages over the agents that finished: leaving agents unfinished is the rule broken.
             constraint="all_agents_finished",
             constraint_order="agents_finished_frac",
+            train=(_S("azure-conv"), _S("poisson", seeds_from=_AGENT_TRAIN_SEED), _S("tenants")),
+            split_note=f"the azure-code arrival times and Poisson seeds below {_AGENT_TRAIN_SEED} are test data; "
+            "train on the other Azure trace, later Poisson seeds and the tenants workload",
         ),
         Task(
             name="agents-tenants-fairness" + suffix,
@@ -331,6 +389,8 @@ def _agent_tasks(tier: str) -> list[Task]:
             reference="fifo",
             constraint="all_agents_finished",
             constraint_order="agents_finished_frac",
+            train=(_S("tenants", seeds_from=_AGENT_TRAIN_SEED), _S("poisson"), _S("azure-code"), _S("azure-conv")),
+            split_note=f"tenants seeds below {_AGENT_TRAIN_SEED} are test data; train on later seeds and the other workloads",
         ),
     ]
 

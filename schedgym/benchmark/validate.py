@@ -11,14 +11,16 @@ makes the validator open a path the task does not name, and reasons never echo f
 The env is then built from the task's env id and kwargs, and the row replays when, from
 ``reset(seed)``, its decoded actions are all legal, the episode ends exactly after the last one, and
 the replayed metric, return, length and every recorded env metric match the row within the
-tolerance. Duplicate ``(task, policy, instance, seed)`` rows (in one file or across the files validated
+tolerance. An agent's row is rejected, before any replay, when the agent's record
+(:mod:`schedgym.benchmark.agent_records`) says it trained on instances that overlap the task's test
+split, or does not say what it trained on. Duplicate ``(task, policy, instance, seed)`` rows (in one file or across the files validated
 together) and files without any row are rejected too. The policy is not needed (nor trusted).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ __all__ = [
     "REL_TOL",
     "FileCheck",
     "RowCheck",
+    "check_agent_training",
     "task_settings",
     "validate_file",
     "validate_files",
@@ -131,14 +134,54 @@ def task_settings(row: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     return task, replay
 
 
-def validate_row(row: Mapping[str, Any]) -> tuple[bool, str, float | None]:
-    """``(ok, reason, replayed metric)`` for one parsed results row."""
+def check_agent_training(task: Any, row: Mapping[str, Any], agents_dirs: Sequence[str | Path]) -> None:
+    """:class:`RowRejected` when the row is an agent's whose training data is unknown or meets the test split.
+
+    Why: a score on instances the agent trained on measures memorisation, not scheduling; the leaderboard
+    only ranks agents on data they have not seen (the task's test split).
+    """
+    from schedgym.benchmark.agent_records import agent_name, find_agent_record
+    from schedgym.benchmark.splits import overlapping
+
+    try:
+        name = agent_name(row)
+    except ValueError as exc:
+        raise RowRejected(str(exc)) from None
+    if name is None:
+        return
+    try:
+        record = find_agent_record(name, agents_dirs)
+    except ValueError as exc:
+        raise RowRejected(f"cannot check what agent {name!r} trained on: {exc}") from None
+    if record.train is None:
+        raise RowRejected(
+            f"agent {name!r} records train_instances: null (unknown"
+            + (f": {record.train_note}" if record.train_note else "")
+            + f"), so it cannot be shown disjoint from task {task.name}'s test split {task.split.as_dict()['test']}"
+        )
+    clash = overlapping(record.train, task.split.test)
+    if clash:
+        pairs = ", ".join(f"{a} (trained) ~ {b} (test)" for a, b in clash)
+        raise RowRejected(
+            f"agent {name!r} trained on instances that overlap task {task.name}'s test split: {pairs}; "
+            f"train on the task's train split instead ({', '.join(map(str, task.split.train))})"
+        )
+
+
+def validate_row(
+    row: Mapping[str, Any], agents_dirs: Sequence[str | Path] = ()
+) -> tuple[bool, str, float | None]:
+    """``(ok, reason, replayed metric)`` for one parsed results row.
+
+    ``agents_dirs``: where agent records are looked up by name (an agent row found in none is rejected).
+    """
     import numpy as np
 
     from schedgym.evaluation import make_env
 
     try:
         task, env_kwargs = task_settings(row)
+        check_agent_training(task, row, agents_dirs)
     except RowRejected as exc:
         return False, str(exc), None
     try:
@@ -199,13 +242,21 @@ def _label(row: Mapping[str, Any]) -> str:
 
 
 def validate_file(
-    path: str | Path, on_row: Any = None, seen: dict[tuple[str, str, str, int], str] | None = None
+    path: str | Path,
+    on_row: Any = None,
+    seen: dict[tuple[str, str, str, int], str] | None = None,
+    agents_dirs: Sequence[str | Path] | None = None,
 ) -> FileCheck:
     """Validate every row of a results file; malformed lines, duplicates and an empty file count as failures.
 
     ``seen`` maps ``(task, policy, instance, seed)`` to where it was first met; pass one dict to several
-    calls to reject duplicates across files (as :func:`validate_files` does).
+    calls to reject duplicates across files (as :func:`validate_files` does). ``agents_dirs`` are searched
+    for the records of agent rows before the defaults (``agents/`` beside the ``results/`` folder holding
+    ``path``, then ``./leaderboard/agents``).
     """
+    from schedgym.benchmark.agent_records import default_agents_dirs
+
+    dirs = [*(agents_dirs or ()), *default_agents_dirs(path)]
     parsed = read_rows(path)
     check = FileCheck(Path(path))
     seen = {} if seen is None else seen
@@ -221,7 +272,7 @@ def validate_file(
             rc = RowCheck(line, label, False, f"duplicate (task, policy, instance, seed): first at {seen[key]}")
         else:
             seen[key] = f"{path}:{line}"
-            ok, reason, replayed = validate_row(row)
+            ok, reason, replayed = validate_row(row, dirs)
             rc = RowCheck(line, label, ok, reason, replayed)
         check.rows.append(rc)
         if on_row is not None:
@@ -230,7 +281,9 @@ def validate_file(
     return check
 
 
-def validate_files(paths: Iterable[str | Path], on_row: Any = None) -> list[FileCheck]:
+def validate_files(
+    paths: Iterable[str | Path], on_row: Any = None, agents_dirs: Sequence[str | Path] | None = None
+) -> list[FileCheck]:
     """:func:`validate_file` over ``paths``, rejecting duplicate rows across them."""
     seen: dict[tuple[str, str, str, int], str] = {}
-    return [validate_file(p, on_row, seen) for p in paths]
+    return [validate_file(p, on_row, seen, agents_dirs) for p in paths]

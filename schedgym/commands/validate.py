@@ -10,6 +10,9 @@ HELP = "replay every row of benchmark results CSVs (files or directories) and ch
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="results CSVs, or directories searched for *.csv")
     parser.add_argument("--quiet", action="store_true", help="print only failing rows and the summary")
+    parser.add_argument("--agents", nargs="+", action="extend", default=[], metavar="DIR",
+                        help="directories holding agent run dirs, searched (by name) for the records of agent rows "
+                        "before agents/ beside results/ and ./leaderboard/agents")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -22,7 +25,7 @@ def main(args: argparse.Namespace) -> int:
     n_ok = n_bad = 0
     seen: dict = {}  # duplicates are rejected across all the files given
     for path in paths:
-        check = validate_file(path, seen=seen)
+        check = validate_file(path, seen=seen, agents_dirs=args.agents)
         for rc in check.rows:
             if rc.ok:
                 n_ok += 1

@@ -3,7 +3,10 @@
 Layout of ``DIR`` (``--out``)::
 
     schedgym_agent.json      algo, backend, env id + kwargs, seed, resolved config, package versions,
-                             and the policy architecture (what ``schedgym run --policy DIR`` loads)
+                             the policy architecture (what ``schedgym run --policy DIR`` loads),
+                             ``train_instances`` (what the env was made with: instance specs of
+                             schedgym.benchmark.splits, which ``schedgym validate`` checks against a
+                             task's test split) and ``machine_cpus`` (the training budget's cores)
     config.yaml              the resolved config again, for people
     policy.pt                greedy-policy weights of the latest checkpoint (tensors only)
     checkpoints/step_<N>/    one directory per checkpoint: the backend's training state
@@ -57,6 +60,22 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def _train_instances(spec: TrainSpec) -> tuple[list[str] | None, str]:
+    """What the run trains on, for the leaderboard's train/test check, and a note saying how it was read.
+
+    Every seed of the env's source: the trainers reset envs from their own RNG streams. An env outside
+    the benchmark's families records ``None`` (unknown), which the leaderboard refuses to rank.
+    """
+    from schedgym.benchmark.splits import train_instances_for
+
+    try:
+        return train_instances_for(spec.env_id, spec.env_kwargs), (
+            "the env's instance/workload kwarg at every seed (episodes are reset from the trainer's RNG streams)"
+        )
+    except ValueError as exc:
+        return None, f"unknown: {exc}"
+
+
 class RunDir:
     """The directory of one training run; see the module docstring for the layout."""
 
@@ -99,6 +118,7 @@ class RunDir:
                 f"--out {self.path} already holds checkpoints; pass --resume to continue it or choose another --out"
             )
         self.path.mkdir(parents=True, exist_ok=True)
+        train_instances, train_note = _train_instances(spec)
         meta = {
             "algo": spec.algo,
             "backend": spec.backend,
@@ -109,6 +129,9 @@ class RunDir:
             "config": spec.config,
             "versions": package_versions(),
             "created_unix_s": time.time(),
+            "machine_cpus": os.cpu_count(),
+            "train_instances": train_instances,
+            "train_instances_note": train_note,
             **(extra_meta or {}),
         }
         self.write_meta(meta)
