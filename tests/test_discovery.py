@@ -132,3 +132,9 @@ def test_an_episode_ends_by_itself_within_the_limit_with_metrics(env_id: str, kw
     else:  # these end by the env's own truncation at exactly their horizon
         assert truncated and step == limit
     assert set(info["metrics"]) == set(env.unwrapped.metrics())
+
+
+def test_run_table_prints_integral_metrics_exactly() -> None:
+    from schedgym.commands.run import _number
+
+    assert _number(1048576.0, 6) == "1048576" and _number(0.5, 6) == "0.5" and _number(float("nan"), 3) == "nan"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
@@ -87,5 +88,12 @@ def _print_table(env_id: str, policy_name: str, results: list) -> None:
     rows["walltime_s"] = [r.walltime_s for r in results]
     for k, vals in rows.items():
         arr = np.asarray(vals, dtype=float)
-        table.add_row(k, f"{arr.mean():.6g}", f"{arr.std():.3g}")
+        table.add_row(k, _number(float(arr.mean()), 6), _number(float(arr.std()), 3))
     Console().print(table)
+
+
+def _number(x: float, digits: int) -> str:
+    """Integral values exactly (``capacity_bytes`` 1048576, not 1.04858e+06), others to ``digits`` significant."""
+    if math.isfinite(x) and x.is_integer() and abs(x) < 1e18:
+        return str(int(x))
+    return f"{x:.{digits}g}"

@@ -216,6 +216,10 @@ class AgentSchedulingEnv(SchedEnv):
     * v0: 8 independent slots with a KV reservation that never bound (removed).
     """
 
+    #: Frames a second ``render()`` keeps up with: 0.56 s per rgb_array frame measured by
+    #: ``benchmarks/render_time.py`` (the figure is rebuilt every call).
+    metadata = {**SchedEnv.metadata, "render_fps": 1}
+
     def __init__(
         self,
         workload: str = "poisson",

@@ -25,7 +25,7 @@ def render_rgb(env: GPUAutoscalingEnv) -> np.ndarray:
     burst = env.burst_demand(wl, 10.0)[:n]
     misses = s.log_violations[:n]
 
-    fig = new_figure(9.0, 5.5)
+    fig = new_figure(10.5, 5.5)
     ax1, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
     ax1.fill_between(x, demand, step="post", alpha=0.35, color="tab:blue", label="demand (replicas busy)")
     ax1.step(x, burst, where="post", color="tab:blue", linewidth=0.6, alpha=0.7, label="demand, busiest 10 s")
@@ -43,7 +43,8 @@ def render_rgb(env: GPUAutoscalingEnv) -> np.ndarray:
     m = env.metrics()
     ax1.set_title(f"{wl.source}: step {s.step}/{env.n_steps}, cost ${m['cost_usd']:.2f}, "
                   f"SLA {m['sla_attainment']:.4f} (target {env.sla_target:g})")
-    ax1.legend(loc="upper right", fontsize=7)
+    # Legends beside the panels, so that they cover neither the demand nor the SLO-miss marks.
+    ax1.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
     ax2.plot(x, 100.0 * s.log_kv[:n], color="tab:purple", label="KV cache in use, %")
     ax2.set_ylabel("KV use %")
     ax2.set_xlabel("minutes")
@@ -51,7 +52,7 @@ def render_rgb(env: GPUAutoscalingEnv) -> np.ndarray:
     ax3.plot(x, s.log_waiting[:n], color="tab:gray", alpha=0.7, label="waiting requests")
     ax3.set_ylabel("waiting")
     lines = ax2.get_lines() + ax3.get_lines()
-    ax2.legend(lines, [ln.get_label() for ln in lines], loc="upper right", fontsize=7)
+    ax2.legend(lines, [ln.get_label() for ln in lines], loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=7)
     fig.tight_layout()
     return figure_to_rgb(fig)
 

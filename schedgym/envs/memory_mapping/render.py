@@ -16,7 +16,8 @@ def render_rgb(env: MemoryMappingEnv) -> np.ndarray:
     from matplotlib import cm
     from matplotlib.collections import PatchCollection
     from matplotlib.colors import Normalize
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Patch, Rectangle
+    from matplotlib.ticker import EngFormatter, FixedLocator, FuncFormatter, MaxNLocator
 
     st = env.state
     inst = st.prep.inst
@@ -31,7 +32,8 @@ def render_rgb(env: MemoryMappingEnv) -> np.ndarray:
         coll = PatchCollection(rects, cmap=cm.viridis, norm=norm, edgecolor="black", linewidth=0.2)
         coll.set_array(density[placed])
         ax.add_collection(coll)
-        fig.colorbar(coll, ax=ax, label="benefit / byte")
+        # EngFormatter: "200k" ticks instead of a "1e6" multiplier above the bar (area benefit / byte = steps).
+        fig.colorbar(coll, ax=ax, label="benefit / byte", format=EngFormatter(sep=""))
     cur = env.current_buffer() if env.action_mode == "place" else (int(st.cand_buffer[0]) if st.n_candidates else -1)
     if cur >= 0 and st.n_candidates:
         ax.add_patch(
@@ -41,15 +43,34 @@ def render_rgb(env: MemoryMappingEnv) -> np.ndarray:
     ax.axhline(inst.capacity, color="crimson", linewidth=1.5, label=f"capacity {inst.capacity:,} B")
     ax.set_xlim(float(inst.start.min()), float(inst.horizon))
     ax.set_ylim(0, inst.capacity * 1.05)
+    unit, scale = _byte_unit(inst.capacity)
+    # Round ticks in the display unit (256 KiB, not 262,144 B shown as 256.0).
+    ticks = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(0.0, inst.capacity * 1.05 / scale) * scale
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v / scale:,.6g}"))
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     ax.set_xlabel("schedule step")
-    ax.set_ylabel("address (bytes)")
+    ax.set_ylabel(f"address ({unit})")
     skipped = int((st.decided & ~st.placed).sum())
     ax.set_title(
         f"{inst.name}: {m['benefit_placed_frac']:.1%} of benefit placed, "
         f"{int(m['buffers_placed'])}/{inst.n} buffers, {skipped} in slow memory"
     )
-    ax.legend(loc="upper right", fontsize=8)
+    handles, _labels = ax.get_legend_handles_labels()
+    handles.insert(0, Patch(facecolor=cm.viridis(0.5), edgecolor="black", linewidth=0.2,
+                            label="placed buffer (colour: benefit / byte)"))
+    # Below the axes, so that it never covers a buffer.
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize=8, frameon=False)
+    fig.subplots_adjust(bottom=0.22, top=0.92)
     return figure_to_rgb(fig)
+
+
+def _byte_unit(capacity: int) -> tuple[str, float]:
+    """The binary unit the address axis reads best in: a few to a few thousand of them up to the capacity."""
+    for unit, scale in (("GiB", 2.0**30), ("MiB", 2.0**20), ("KiB", 2.0**10)):
+        if capacity >= 2 * scale:
+            return unit, scale
+    return "bytes", 1.0
 
 
 def render_ansi(env: MemoryMappingEnv, width: int = 64, height: int = 12) -> str:

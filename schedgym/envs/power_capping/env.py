@@ -240,6 +240,10 @@ class PowerCappingEnv(SchedEnv):
     * v0: simplified per-server tick model (removed).
     """
 
+    #: Frames a second ``render()`` keeps up with: 0.38 s per rgb_array frame measured by
+    #: ``benchmarks/render_time.py`` (the figure is rebuilt every call).
+    metadata = {**SchedEnv.metadata, "render_fps": 2}
+
     def __init__(
         self,
         n_servers: int = 52,
