@@ -105,7 +105,7 @@ def main() -> int:
     n_rows = 0
     seen: dict = {}
     for path in files:
-        check = validate_file(path, seen=seen)
+        check = validate_file(path, seen=seen, agents_dirs=[args.agents])
         n_rows += len(check.rows)
         for rc in check.failed:
             print(f"FAIL {path}:{rc.line}: {rc.label}: {rc.reason}", flush=True)
@@ -113,7 +113,9 @@ def main() -> int:
     print(f"validate: {n_rows - len(exclude)}/{n_rows} rows replay", flush=True)
     t_validate = time.perf_counter() - t_start - t_bench
 
-    md, page, boards, _ = write_leaderboard([args.out], args.leaderboard, [str(a) for a in agents], exclude)
+    md, page, boards, _ = write_leaderboard(
+        [args.out], args.leaderboard, [str(a) for a in agents], exclude, agents_dirs=[args.agents]
+    )
     print(f"=== schedgym leaderboard: {len(boards)} task(s) -> {md}, {page} ===", flush=True)
     text = md.read_text()
     if "## Aggregate" in text:  # the headline table

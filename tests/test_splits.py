@@ -168,3 +168,27 @@ def test_validate_accepts_an_agent_trained_on_the_train_split(tmp_path: Path) ->
     # the committed agents' rows pass (their records say they trained on random instances only)
     for csv_path in sorted(RESULTS.glob("memory-minimalloc/memory_mapping-*.csv")):
         assert not validate_file(csv_path).failed, csv_path
+
+
+def test_the_page_explains_metric_split_rule_and_agent_budget() -> None:
+    """Each task says what its score means and which way is better, and its split; agents show their training
+    budget next to their score; rule breakers get "fails the rule" text; every line of a chart is labelled."""
+    from schedgym.benchmark.render import _no_bar_reason, bar_chart, load_boards, render_markdown
+    from schedgym.benchmark.tasks import METRIC_MEANING
+
+    for task in TASKS.values():
+        assert ("servers_deployable" if task.aggregate == "sweep" else task.metric) in METRIC_MEANING, task.name
+        assert task.metric_sentence.endswith(("higher is better.", "lower is better."))
+    boards, _ = load_boards([RESULTS])
+    md = render_markdown(boards)
+    for b in boards:
+        section = md.split(f"## {b.task.name} (v{b.task.version}", 1)[1].split("\n## ", 1)[0]
+        assert b.task.metric_sentence in section and b.task.split.describe() in section
+        for s in b.scores:
+            if s.kind == "agent":
+                assert s.training is not None and s.training.env_steps and s.training.cores
+                assert f"agent (trained {s.training.describe()})" in section
+            if s.meets is False:
+                assert (_no_bar_reason(b.task, s) or "").startswith("fails the rule")
+    rule_board = next(b for b in boards if any(s.meets is False for s in b.scores))
+    assert bar_chart(rule_board)  # renders with the text in place of the bars

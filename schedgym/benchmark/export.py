@@ -22,7 +22,10 @@ Schema (version 1)::
             "normalised": number|null, # score vs the reference (> 1 beats it; 0 = breaks the rule)
             "probability_of_improvement": number|null,  # P(this policy beats the reference), per instance
             "meets_rule": bool,        # true when the task has no rule
-            "gap_to_bound_pct": number|null, "episodes": int, "walltime_s": number}]}]}
+            "gap_to_bound_pct": number|null, "episodes": int, "walltime_s": number,
+            # agents only (from the agent's schedgym_agent.json; null where it has none or is not an agent):
+            "training": {"env_steps": int|null, "wall_s": number|null, "cores": int|null,
+                         "train_instances": [str]|null}|null}]}]}
 
 Rows are in leaderboard order (rule keepers first, best first). Everything comes from validated rows.
 """
@@ -75,6 +78,12 @@ def _task_document(b: TaskBoard) -> dict[str, Any]:
             "gap_to_bound_pct": _num(s.gap_pct),
             "episodes": int(s.n_episodes),
             "walltime_s": _num(s.walltime_s),
+            "training": None if s.training is None else {
+                "env_steps": s.training.env_steps,
+                "wall_s": _num(s.training.wall_s),
+                "cores": s.training.cores,
+                "train_instances": s.train_instances,
+            },
         })
     return {
         "task": t.name,

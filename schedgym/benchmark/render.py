@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from schedgym.benchmark.agent_records import TrainingBudget, agent_name, default_agents_dirs, find_agent_record, training_budget
 from schedgym.benchmark.intervals import IntervalEstimate, interval_estimate
 from schedgym.benchmark.results import find_results, read_rows
 from schedgym.benchmark.tasks import TASKS, Task
@@ -54,6 +55,9 @@ class PolicyScore:
     samples: dict[str, list[float]] = field(default_factory=dict)
     #: IQM over instances x seeds with its 95 % bootstrap CI (intervals.py); None for sweep tasks.
     interval: IntervalEstimate | None = None
+    #: Agents only: the training budget and train instances from the agent's record (None when not found).
+    training: TrainingBudget | None = None
+    train_instances: list[str] | None = None
 
     @property
     def complete(self) -> bool:
@@ -245,12 +249,20 @@ class LoadReport:
 
 
 def load_boards(
-    results: Sequence[str | Path], exclude: Iterable[tuple[str, int]] = (), tiers: Sequence[str] | None = None
+    results: Sequence[str | Path],
+    exclude: Iterable[tuple[str, int]] = (),
+    tiers: Sequence[str] | None = None,
+    agents_dirs: Sequence[str | Path] = (),
 ) -> tuple[list[TaskBoard], LoadReport]:
-    """Task boards from every CSV under ``results``; ``exclude``: (file path, line) of rejected rows."""
+    """Task boards from every CSV under ``results``; ``exclude``: (file path, line) of rejected rows.
+
+    Agent rows get their training budget from the agent's record, looked up by name in ``agents_dirs``
+    and then ``agents/`` beside the results folder (agent_records.py).
+    """
     excluded = {(str(Path(p).resolve()), int(line)) for p, line in exclude}
     report = LoadReport()
     rows_by_task: dict[str, dict[str, list[Mapping[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    agent_dirs_of: dict[str, list[Path]] = {}  # agent name -> where to look for its record
     paths = find_results([p for p in results if Path(p).exists()])
     for path in paths:
         parsed = read_rows(path)
@@ -267,6 +279,12 @@ def load_boards(
                 continue
             if tiers is not None and task.tier not in tiers:
                 continue
+            try:
+                name = agent_name(r)
+            except ValueError:
+                name = None
+            if name is not None and name not in agent_dirs_of:
+                agent_dirs_of[name] = [*map(Path, agents_dirs), *default_agents_dirs(path)]
             rows_by_task[task.name][str(r["policy"])].append(r)
     # Duplicates (same task version, instance, seed) count once: the first row written wins.
     for by_pol in rows_by_task.values():
@@ -281,7 +299,28 @@ def load_boards(
     # The full tier (the real numbers) first, then the quick tier; tasks in their definition order.
     order = {name: (TASKS[name].tier != "full", i) for i, name in enumerate(TASKS)}
     boards = [build_board(TASKS[name], rows_by_task[name]) for name in sorted(rows_by_task, key=lambda n: order[n])]
+    for b in boards:
+        for s in b.scores:
+            rows = rows_by_task[b.task.name][s.policy]
+            names = {n for n in (_safe_agent_name(r) for r in rows) if n is not None}
+            if len(names) != 1:
+                continue
+            (name,) = names
+            try:
+                record = find_agent_record(name, agent_dirs_of.get(name, []))
+            except ValueError as exc:
+                report.ignored.append(f"{b.task.name} / {s.policy}: no training budget shown: {exc}")
+                continue
+            s.training = training_budget(record)
+            s.train_instances = None if record.train is None else [str(x) for x in record.train]
     return boards, report
+
+
+def _safe_agent_name(row: Mapping[str, Any]) -> str | None:
+    try:
+        return agent_name(row)
+    except ValueError:
+        return None
 
 
 def aggregate(boards: Sequence[TaskBoard]) -> list[tuple[str, str, str, str, str, float | None]]:
@@ -335,7 +374,7 @@ def _task_rows(b: TaskBoard) -> tuple[list[str], list[list[str]]]:
         name = s.policy + (" (reference)" if s.policy == t.reference else "") + (" (bound)" if s.policy == t.bound else "")
         rows.append([
             name,
-            s.kind,
+            s.kind + (f" (trained {s.training.describe()})" if s.training is not None else ""),
             _value_cell(s),
             _interval_cell(s),
             str(s.n_seeds),
@@ -351,7 +390,11 @@ def _task_note(b: TaskBoard) -> str:
     t = b.task
     inst = ", ".join(i.name for i in t.instances) if len(t.instances) <= 12 else f"{len(t.instances)} instances ({t.instances[0].name} .. {t.instances[-1].name})"
     kw = ", ".join(f"{k}={v!r}" for k, v in sorted(t.env_kwargs.items())) or "defaults"
-    note = f"{t.description}. Env `{t.env_id}` ({kw}); instances: {inst}; seeds: {', '.join(map(str, t.seeds))}."
+    note = (
+        f"{t.metric_sentence} {t.description[0].upper() + t.description[1:]}. Env `{t.env_id}` ({kw}); instances: {inst}; "
+        f"seeds: {', '.join(map(str, t.seeds))}. Split: scored on the test split, agents may train only on the train "
+        f"split ({t.split.describe()})."
+    )
     if t.policy_kwargs:
         note += " Budgets: " + "; ".join(f"{p} {dict(k)}" for p, k in sorted(t.policy_kwargs.items())) + "."
     if t.aggregate == "sweep" and t.sweep is not None:
@@ -390,7 +433,11 @@ _INTRO = (
     "policy (an exact solver's proven bound where it records one, else the oracle's score). The interval "
     "column is the interquartile mean over instances x seeds with a 95 % bootstrap confidence interval "
     "(stratified by instance when every instance has several seeds, else over instances; see "
-    "`schedgym/benchmark/intervals.py`). `schedgym leaderboard --json PATH` exports all of it. Every row of "
+    "`schedgym/benchmark/intervals.py`). Every task is scored on its test split; an agent may train only on "
+    "the task's train split (both are listed under each task; `schedgym validate` rejects an agent row whose "
+    "training instances overlap the test split), and its training budget (env steps, wall time, cores) "
+    "is shown in its kind column. A policy that breaks a task's rule ranks last with \"fails the rule\" "
+    "where its bar would be. `schedgym leaderboard --json PATH` exports all of it. Every row of "
     "every results CSV replays with `schedgym validate`. Regenerate with `make bench` "
     "(quick tier) or `schedgym bench --tier full && schedgym leaderboard`."
 )
@@ -421,22 +468,81 @@ def _figure(w: float, h: float) -> Any:
     return Figure(figsize=(w, h), layout="constrained")
 
 
+_BAR_COLOURS = {"reference": "#d62728", "bound": "#7f7f7f", "agent": "#2ca02c", "other": "#1f77b4"}
+
+
+def _bar_role(t: Task, s: PolicyScore) -> str:
+    if s.policy == t.reference:
+        return "reference"
+    if s.policy == t.bound:
+        return "bound"
+    return "agent" if s.kind == "agent" else "other"
+
+
+def _no_bar_reason(t: Task, s: PolicyScore) -> str | None:
+    """Why a policy gets a text instead of a bar (None: it gets a bar)."""
+    if s.meets is False:
+        attained = f", {t.constraint_order} {_fmt(s.order_value, '.3f')}" if s.order_value is not None else ""
+        return f"fails the rule ({t.constraint} in every episode{attained})"
+    if t.aggregate == "sweep" and s.value == 0:
+        return f"fails the rule: no count from {t.sweep.provisioned_servers if t.sweep else '?'} servers up passes"
+    if not math.isfinite(s.value):
+        return "no score"
+    return None
+
+
 def bar_chart(b: TaskBoard) -> str:
+    """Horizontal bars of the task score, best first, with every line and colour in the legend.
+
+    A policy that breaks the task's rule gets the words "fails the rule" where its bar would be: its
+    metric is not comparable (a cheaper autoscaler that misses the SLA is not better), and an empty
+    bar would read as a score of 0 with no explanation.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     t = b.task
-    fig = _figure(7.0, 0.45 * max(3, len(b.scores)) + 1.2)
+    scores = b.scores[::-1]
+    fig = _figure(7.5, 0.45 * max(3, len(scores)) + 1.9)
     ax = fig.add_subplot()
-    names = [s.policy for s in b.scores][::-1]
-    vals = [s.value for s in b.scores][::-1]
-    errs = [s.std or 0.0 for s in b.scores][::-1]
-    colours = ["#d62728" if n == t.reference else "#7f7f7f" if n == t.bound else "#1f77b4" for n in names]
-    ax.barh(names, vals, xerr=errs, color=colours, capsize=3)
+    names = [s.policy for s in scores]
+    reasons = [_no_bar_reason(t, s) for s in scores]
+    vals = [0.0 if r is not None else s.value for s, r in zip(scores, reasons)]
+    errs = [0.0 if r is not None else (s.std or 0.0) for s, r in zip(scores, reasons)]
+    roles = [_bar_role(t, s) for s in scores]
+    ax.barh(names, vals, xerr=errs if any(e > 0 for e in errs) else None, color=[_BAR_COLOURS[r] for r in roles],
+            capsize=3)
+    for i, reason in enumerate(reasons):
+        if reason is not None:
+            ax.annotate(reason, xy=(0, i), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8,
+                        color="#a00000", style="italic")
+    handles: list[Any] = [Patch(color=_BAR_COLOURS[r], label=label) for r, label in (
+        ("reference", f"reference policy ({t.reference})"),
+        ("bound", f"bound policy ({t.bound})" if t.bound else ""),
+        ("agent", "trained agent"),
+        ("other", "other policies"),
+    ) if r in roles and label]
+    ref = next((s for s in b.scores if s.policy == t.reference and _no_bar_reason(t, s) is None), None)
+    if ref is not None:
+        ax.axvline(ref.value, color=_BAR_COLOURS["reference"], linestyle="-.", linewidth=1)
+        handles.append(Line2D([], [], color=_BAR_COLOURS["reference"], linestyle="-.",
+                              label=f"reference score ({t.reference}) = {_fmt(ref.value)}"))
     if b.bound_value is not None:
-        ax.axvline(b.bound_value, color="k", linestyle="--", linewidth=1, label=f"bound ({t.bound or t.bound_metric})")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.axvline(b.bound_value, color="k", linestyle="--", linewidth=1)
+        handles.append(Line2D([], [], color="k", linestyle="--",
+                              label=f"bound ({t.bound or t.bound_metric}) = {_fmt(b.bound_value)}"))
     if t.aggregate == "sweep" and t.sweep is not None:
         ax.axvline(t.sweep.provisioned_servers, color="k", linestyle=":", linewidth=1)
+        handles.append(Line2D([], [], color="k", linestyle=":",
+                              label=f"power budget: {t.sweep.provisioned_servers} provisioned servers"))
+    if any(r is not None for r in reasons):
+        ax.set_xlim(left=0.0)
+    if any(e > 0 for e in errs):
+        handles.append(Line2D([], [], color="k", marker="|", linestyle="-", label="± std over seeds"))
+    fig.legend(handles=handles, fontsize=7, loc="outside lower center", ncol=2, frameon=False)
     ax.set_xlabel(t.metric_label)
-    ax.set_title(f"{t.name} (red: reference)", fontsize=10)
+    what = "servers deployable over the seeds" if t.aggregate == "sweep" else "mean over seeds"
+    ax.set_title(f"{t.name}: {what} ({'higher' if t.direction == 'max' else 'lower'} is better)", fontsize=10)
     return _png(fig)
 
 
@@ -561,9 +667,13 @@ def write_leaderboard(
     out_dir: str | Path,
     run_dirs: Sequence[str | Path] = (),
     exclude: Iterable[tuple[str, int]] = (),
+    agents_dirs: Sequence[str | Path] = (),
 ) -> tuple[Path, Path, list[TaskBoard], LoadReport]:
-    """Render ``out_dir/README.md`` and ``out_dir/index.html`` from the CSVs under ``results``."""
-    boards, report = load_boards(results, exclude)
+    """Render ``out_dir/README.md`` and ``out_dir/index.html`` from the CSVs under ``results``.
+
+    ``agents_dirs``: where agents' records (training budgets) are looked up first (see :func:`load_boards`).
+    """
+    boards, report = load_boards(results, exclude, agents_dirs=agents_dirs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md, page = out / "README.md", out / "index.html"

@@ -25,7 +25,7 @@ from typing import Any
 from schedgym.benchmark.splits import InstanceSpec, Split, test_specs
 
 __all__ = [
-    "TASKS", "TIERS", "InstanceSpec", "Split", "SweepRule", "Task", "TaskInstance", "get_task", "task_key", "tasks_for_tier",
+    "METRIC_MEANING", "TASKS", "TIERS", "InstanceSpec", "Split", "SweepRule", "Task", "TaskInstance", "get_task", "task_key", "tasks_for_tier",
 ]
 
 TIERS = ("quick", "full")
@@ -97,6 +97,14 @@ class Task:
         return self.env_id.split("/", 1)[1].rsplit("-v", 1)[0]
 
     @property
+    def metric_sentence(self) -> str:
+        """What the score measures and which direction is better, in one sentence for the page."""
+        name = "servers_deployable" if self.aggregate == "sweep" else self.metric
+        meaning = METRIC_MEANING.get(name, f"the episode's {name}")
+        better = "higher is better" if self.direction == "max" else "lower is better"
+        return f"Score: {meaning}; {better}."
+
+    @property
     def metric_label(self) -> str:
         arrow = "higher is better" if self.direction == "max" else "lower is better"
         name = "servers_deployable" if self.aggregate == "sweep" else self.metric
@@ -118,6 +126,22 @@ class Task:
         if self.metric == "episode_return":
             return float(episode_return)
         return float(metrics[self.metric])
+
+
+#: What each task metric means, for a reader of the page (tests check every task's metric is here).
+METRIC_MEANING: dict[str, str] = {
+    "benefit_placed_frac": "the share of the instance's total buffer benefit whose buffers the policy placed in "
+    "fast memory (the rest spill to slow memory), 1.0 when every buffer is placed",
+    "cost_usd": "the GPU bill of the episode in US dollars (replica-seconds billed x price), compared only among "
+    "policies that keep the SLA in every episode",
+    "servers_deployable": "the most servers the policy runs on the 40-server power budget with zero brake events "
+    "over its seeds and mean HP/LP latency loss within 1 %/2 %",
+    "perf_loss": "the HP plus LP latency loss caused by power capping (mean latency / uncapped reference - 1, "
+    "summed over the two priority classes), 0 when capping costs nothing",
+    "turnaround_mean": "the mean time in seconds from an agent's arrival until its last request finishes",
+    "jain_index": "Jain's fairness index of the service backlogged tenants receive per 20 s window, 1.0 when "
+    "every such tenant gets an equal share",
+}
 
 
 def task_key(task: Task) -> str:
