@@ -24,6 +24,7 @@ from schedgym.sim.serving.state import (
     RF_BUSY_S,
     RF_ENERGY_J,
     RF_FREQ,
+    RF_LAZY_UNTIL,
     RF_LAUNCH_T,
     RF_READY_T,
     RI_BUSY,
@@ -90,6 +91,7 @@ class ServingFleet:
         if not 0.0 < freq <= 1.0:
             raise ValueError(f"freq must be in (0, 1], got {freq!r}")
         self.state.rf[e, r, RF_FREQ] = float(freq)
+        self.state.rf[e, r, RF_LAZY_UNTIL] = 0.0  # a new clock ends the decode run at the next boundary
 
     def advance(self, until: float | np.ndarray) -> None:
         until_arr = np.broadcast_to(np.asarray(until, dtype=np.float64), (self.state.n_envs,))

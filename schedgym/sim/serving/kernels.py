@@ -69,7 +69,7 @@ from schedgym.sim.serving.params import (
     PI_ROUND_ROBIN,
     PI_SWAP,
 )
-from schedgym.sim.serving.profile import S_KV_S_PER_TOKEN, decode_run_end_s, iteration_s
+from schedgym.sim.serving.profile import S_KV_S_PER_TOKEN, decode_run_end_from, iteration_s
 from schedgym.sim.serving.state import (
     EF_GONE_BILLED_S,
     EF_GONE_BUSY_S,
@@ -119,7 +119,11 @@ from schedgym.sim.serving.state import (
     RF_PREFILL_S,
     RF_READY_T,
     RF_RUN_ANCHOR,
+    RF_LAZY_UNTIL,
+    RF_RUN_FIRST_S,
     RF_RUN_FREQ,
+    RF_RUN_FREQ_FACTOR,
+    RF_RUN_GROWTH_S,
     RI_BUSY,
     RI_DEC_B,
     RI_DEC_CTX,
@@ -306,11 +310,15 @@ def _compose(e, r, t, pi, pf, prof, prompt, qi, qf, ri, rf, running, sched) -> i
             ri[e, r, RI_RUN_MAXJ] = -1
             rf[e, r, RF_RUN_ANCHOR] = t
             rf[e, r, RF_RUN_FREQ] = freq
+            # the constants of profile.decode_run_end_s, in its arithmetic
+            kv = prof[3][S_KV_S_PER_TOKEN]
+            rf[e, r, RF_RUN_FIRST_S] = prof[2][b] + kv * float(ctx)
+            rf[e, r, RF_RUN_GROWTH_S] = kv * float(b)
+            rf[e, r, RF_RUN_FREQ_FACTOR] = 1.0 + pf[PF_DECODE_FREQ_SENS] * (1.0 / freq - 1.0)
         j = ri[e, r, RI_RUN_J] + 1
         ri[e, r, RI_RUN_J] = j
         ri[e, r, RI_RUN_SYNC_J] = j  # the slow path keeps the sequences' state current
-        end = decode_run_end_s(rf[e, r, RF_RUN_ANCHOR], j, b, ri[e, r, RI_RUN_C0], freq, prof[2], prof[3],
-                               pf[PF_DECODE_FREQ_SENS])
+        end = _run_end(e, r, j, rf)
     else:
         dt = iteration_s(p_tokens, cross, b, float(ctx), freq, prof[0], prof[1], prof[2], prof[3],
                          pf[PF_DECODE_FREQ_SENS])
@@ -319,6 +327,7 @@ def _compose(e, r, t, pi, pf, prof, prompt, qi, qf, ri, rf, running, sched) -> i
     ri[e, r, RI_DEC_B] = b
     ri[e, r, RI_DEC_CTX] = ctx
     ri[e, r, RI_KIND] = kind
+    rf[e, r, RF_LAZY_UNTIL] = 0.0
     ri[e, r, RI_LAST_PREEMPTED] = preempted
     rf[e, r, RF_ITER_START] = t
     if kind == KIND_IDLE:
@@ -426,6 +435,39 @@ def _run_event_limit(e, r, pi, output, qi, ri, running, scratch) -> int:
     return ri[e, r, RI_RUN_J] + min(m - 1, k_blocks)
 
 
+@numba.njit(cache=True, inline="always")
+def _run_end(e, r, j, rf) -> float:
+    """End time of iteration ``j`` of replica ``r``'s current decode run."""
+    return decode_run_end_from(rf[e, r, RF_RUN_ANCHOR], j, rf[e, r, RF_RUN_FIRST_S], rf[e, r, RF_RUN_GROWTH_S],
+                               rf[e, r, RF_RUN_FREQ_FACTOR])
+
+
+@numba.njit(cache=True, inline="always")
+def _last_done(e, r, until, j0, max_j, rf) -> int:
+    """Largest run index j in [j0, max_j - 1] whose iteration ends by ``until`` (iteration j0 does):
+    invert the run's quadratic end time for a first guess, then walk to the exact answer on the closed
+    form itself (the walk is 0-1 steps: the guess is exact but for rounding)."""
+    first = rf[e, r, RF_RUN_FIRST_S]
+    growth = rf[e, r, RF_RUN_GROWTH_S]
+    span = (until - rf[e, r, RF_RUN_ANCHOR]) / rf[e, r, RF_RUN_FREQ_FACTOR]
+    # end(j) <= until  <=>  x = j + 1 solves (growth / 2) x^2 + (first - growth / 2) x <= span
+    if growth > 0.0:
+        lin = first - 0.5 * growth
+        x = (-lin + np.sqrt(lin * lin + 2.0 * growth * span)) / growth
+    else:
+        x = span / first
+    j = int(x) - 1 if x < 4.0e18 else max_j - 1
+    if j > max_j - 1:
+        j = max_j - 1
+    if j < j0:
+        j = j0
+    while j + 1 <= max_j - 1 and _run_end(e, r, j + 1, rf) <= until:
+        j += 1
+    while j > j0 and _run_end(e, r, j, rf) > until:
+        j -= 1
+    return j
+
+
 @numba.njit(cache=True)
 def _fast_decode(e, r, until, pi, pf, prof, output, qi, ri, rf, running, ei, scratch) -> None:
     """Jump a replica in a decode run over its iterations that end by ``until``, stopping before any
@@ -458,34 +500,10 @@ def _fast_decode(e, r, until, pi, pf, prof, output, qi, ri, rf, running, ei, scr
         ri[e, r, RI_RUN_MAXJ] = max_j
     if max_j <= j0:
         return
-    anchor = rf[e, r, RF_RUN_ANCHOR]
-    c0 = ri[e, r, RI_RUN_C0]
-    freq = rf[e, r, RF_RUN_FREQ]
-    base = prof[2]
-    sc = prof[3]
-    sens = pf[PF_DECODE_FREQ_SENS]
-    # largest index j in [j0, max_j - 1] whose iteration ends by `until` (iteration j0 does): invert the
-    # quadratic for a first guess, then walk to the exact answer on the closed form itself
-    g = 1.0 + sens * (1.0 / freq - 1.0)
-    a_lin = base[b] + sc[S_KV_S_PER_TOKEN] * float(c0)
-    b_quad = sc[S_KV_S_PER_TOKEN] * float(b)
-    span = (until - anchor) / g
-    if b_quad > 0.0:
-        lin = a_lin - 0.5 * b_quad
-        x = (-lin + np.sqrt(lin * lin + 2.0 * b_quad * span)) / b_quad
-    else:
-        x = span / a_lin
-    j = int(x) - 1 if x < 4.0e18 else max_j - 1
-    if j > max_j - 1:
-        j = max_j - 1
-    if j < j0:
-        j = j0
-    while j + 1 <= max_j - 1 and decode_run_end_s(anchor, j + 1, b, c0, freq, base, sc, sens) <= until:
-        j += 1
-    while j > j0 and decode_run_end_s(anchor, j, b, c0, freq, base, sc, sens) > until:
-        j -= 1
+    rf[e, r, RF_LAZY_UNTIL] = _run_end(e, r, max_j, rf)  # safe to leave behind until then
+    j = _last_done(e, r, until, j0, max_j, rf)
     k = j - j0 + 1  # iterations j0..j finalize; j + 1 is composed
-    last_end = decode_run_end_s(anchor, j, b, c0, freq, base, sc, sens)
+    last_end = _run_end(e, r, j, rf)
     _account(e, r, last_end - rf[e, r, RF_ITER_START], KIND_DECODE, pi, pf, ri, rf)  # one power level
     ei[e, EI_ITERATIONS] += k
     ei[e, EI_FAST_ITERATIONS] += k
@@ -494,7 +512,7 @@ def _fast_decode(e, r, until, pi, pf, prof, output, qi, ri, rf, running, ei, scr
     ri[e, r, RI_DEC_CTX] += k * b
     ri[e, r, RI_RUN_J] = j + 1
     rf[e, r, RF_ITER_START] = last_end
-    rf[e, r, RF_ITER_END] = decode_run_end_s(anchor, j + 1, b, c0, freq, base, sc, sens)
+    rf[e, r, RF_ITER_END] = _run_end(e, r, j + 1, rf)
 
 
 @numba.njit(cache=True)
@@ -540,13 +558,26 @@ def _advance_replica(e, r, until, pi, pf, prof, prompt, output, qi, qf, ri, rf, 
             release_if_idle(e, r, t, ri, rf, ef)
 
 
+@numba.njit(cache=True, inline="always")
+def _outstanding_at(e, r, a, ri, rf) -> int:
+    """Replica ``r``'s outstanding tokens at ``a``; for a replica left behind on its decode run (its
+    in-flight iteration ended by ``a``), from the run's closed form, without moving it."""
+    out = ri[e, r, RI_OUTSTANDING]
+    if ri[e, r, RI_BUSY] == 1 and rf[e, r, RF_ITER_END] <= a:
+        j0 = ri[e, r, RI_RUN_J]
+        j = _last_done(e, r, a, j0, ri[e, r, RI_RUN_MAXJ], rf)
+        out -= (j - j0 + 1) * ri[e, r, RI_RUN_B]
+    return out
+
+
 @numba.njit(cache=True)
-def _route(e, q, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei) -> None:
+def _route(e, q, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei) -> int:
+    """The replica request ``q`` arriving at ``a`` goes to (-1: rejected, it can never fit)."""
     bt = pi[PI_BLOCK]
     if (prompt[e, q] + output[e, q] + bt - 1) >> pi[PI_BLOCK_SHIFT] > pi[PI_BLOCKS]:
         qi[e, q, QI_STATE] = Q_REJECTED
         ei[e, EI_REJECTED] += 1
-        return
+        return -1
     n_slots = ri.shape[1]
     best = -1
     if pi[PI_ROUND_ROBIN] == 1:
@@ -563,10 +594,19 @@ def _route(e, q, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched
                     break
                 pick -= 1
     else:
+        best_out = 0
         for r in range(n_slots):
-            if ri[e, r, RI_STATE] == R_READY and (best == -1 or ri[e, r, RI_OUTSTANDING] < ri[e, best, RI_OUTSTANDING]):
-                best = r
-    r = best
+            if ri[e, r, RI_STATE] == R_READY:
+                out = _outstanding_at(e, r, a, ri, rf)
+                if best == -1 or out < best_out:
+                    best = r
+                    best_out = out
+    return best
+
+
+@numba.njit(cache=True)
+def _enqueue(e, q, r, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei) -> None:
+    """Request ``q`` joins replica ``r``'s FCFS queue at ``a``; an idle replica starts an iteration."""
     qi[e, q, QI_REPLICA] = r
     qi[e, q, QI_NEXT] = -1
     qi[e, q, QI_STATE] = Q_WAITING
@@ -577,6 +617,7 @@ def _route(e, q, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched
     ri[e, r, RI_TAIL] = q
     ri[e, r, RI_NWAIT] += 1
     ri[e, r, RI_OUTSTANDING] += prompt[e, q] + output[e, q]
+    rf[e, r, RF_LAZY_UNTIL] = 0.0  # it may be admissible at the next boundary
     if ri[e, r, RI_BUSY] == 0:
         ei[e, EI_PREEMPTIONS] += _compose(e, r, a, pi, pf, prof, prompt, qi, qf, ri, rf, running, sched)
 
@@ -607,11 +648,16 @@ def _advance_all(until, pi, pf, prof, arrival, prompt, output, qi, qf, ri, rf, r
             q = ei[e, EI_NEXT_ARRIVAL]
             a = arrival[e, q]
             for r in range(n_slots):
-                if ri[e, r, RI_BUSY] == 1:
+                # a replica that can only move along its decode run before `a` is left behind (lazy)
+                if ri[e, r, RI_BUSY] == 1 and rf[e, r, RF_ITER_END] <= a and not a < rf[e, r, RF_LAZY_UNTIL]:
                     _advance_replica(e, r, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids, scratch)
             if _make_ready(e, a, ri, rf) == 0:
                 break  # no ready replica: the request waits for one (arrivals stay queued in order)
-            _route(e, q, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei)
+            r = _route(e, q, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei)
+            if r >= 0:
+                if ri[e, r, RI_BUSY] == 1 and rf[e, r, RF_ITER_END] <= a:  # catch the chosen one up first
+                    _advance_replica(e, r, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids, scratch)
+                _enqueue(e, q, r, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei)
             ei[e, EI_NEXT_ARRIVAL] = q + 1
         for r in range(n_slots):
             if ri[e, r, RI_BUSY] == 1:

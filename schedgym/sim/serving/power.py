@@ -36,6 +36,7 @@ from schedgym.sim.serving.state import (
     RF_ENERGY_J,
     RF_FREQ,
     RF_ITER_START,
+    RF_LAZY_UNTIL,
     RF_PREFILL_S,
     RI_BUSY,
     RI_KIND,
@@ -89,3 +90,4 @@ def set_frequency_at(e: int, r: int, t: float, freq: float, pi: np.ndarray, pf: 
             kind = ri[e, r, RI_KIND]
             rf[e, r, RF_ENERGY_J] += dt * pi[PI_GPUS] * (phase_power_w(kind, old, pf) - phase_power_w(kind, freq, pf))
     rf[e, r, RF_FREQ] = freq
+    rf[e, r, RF_LAZY_UNTIL] = 0.0  # a new clock ends the decode run at the next boundary

@@ -47,7 +47,7 @@ import numpy as np
 from schedgym.envs.core.perf_profile import load_perf_profile
 from schedgym.sim.serving.params import ServingParams
 
-__all__ = ["LatencyProfile", "build_profile", "prefill_s", "iteration_s", "decode_base_s", "decode_run_end_s"]
+__all__ = ["LatencyProfile", "build_profile", "prefill_s", "iteration_s", "decode_base_s", "decode_run_end_s", "decode_run_end_from"]
 
 #: Context tokens per sequence in the batch sweep's measurement (prompt 512 + half of 128 outputs).
 _REF_CONTEXT = 576.0
@@ -155,7 +155,7 @@ def iteration_s(
     return 0.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def decode_run_end_s(
     anchor: float,
     j: int,
@@ -170,7 +170,15 @@ def decode_run_end_s(
     ``anchor`` with ``first_context`` context tokens: ``anchor`` plus the closed-form sum of
     :func:`iteration_s` over the run's first ``j + 1`` iterations (module docstring)."""
     kv = scalars[S_KV_S_PER_TOKEN]
-    n = float(j + 1)
     first = decode_base[decode_batch] + kv * float(first_context)
-    growth = kv * float(decode_batch) * (n * float(j) * 0.5)
-    return anchor + (n * first + growth) * (1.0 + decode_freq_sensitivity * (1.0 / freq - 1.0))
+    growth = kv * float(decode_batch)
+    return decode_run_end_from(anchor, j, first, growth, 1.0 + decode_freq_sensitivity * (1.0 / freq - 1.0))
+
+
+@numba.njit(cache=True, inline="always")
+def decode_run_end_from(anchor: float, j: int, first_s: float, growth_s: float, freq_factor: float) -> float:
+    """:func:`decode_run_end_s` from a run's constants: ``first_s`` = base(b) + kv C0 (its first iteration
+    at full clock), ``growth_s`` = kv b (added per iteration), ``freq_factor`` = the clock's slow-down.
+    The kernels keep these per replica, so stepping a run reads no arrays."""
+    n = float(j + 1)
+    return anchor + (n * first_s + growth_s * (n * float(j) * 0.5)) * freq_factor

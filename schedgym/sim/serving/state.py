@@ -71,8 +71,16 @@ KIND_IDLE, KIND_MIXED, KIND_DECODE = 0, 1, 2
     RF_ENERGY_J,
     RF_RUN_ANCHOR,
     RF_RUN_FREQ,
-) = range(11)
-N_RF = 11
+    RF_LAZY_UNTIL,
+    RF_RUN_FIRST_S,
+    RF_RUN_GROWTH_S,
+    RF_RUN_FREQ_FACTOR,
+) = range(15)
+N_RF = 15
+# RF_LAZY_UNTIL: while the fleet's clock is below it, the replica only moves along its decode run (no
+# completion, missing block or admission can happen before it), so the arrival loop may leave it behind
+# and routing reads its outstanding tokens from the run's closed form (0 = not known to be safe).
+# RF_RUN_FIRST_S / RF_RUN_GROWTH_S / RF_RUN_FREQ_FACTOR: the run's constants in profile.decode_run_end_from.
 
 # ------------------------------------------------------------------ fleet (env) columns
 EI_NEXT_ARRIVAL, EI_RR, EI_N_DONE, EI_PREEMPTIONS, EI_REJECTED, EI_N_REQUESTS, EI_ITERATIONS, EI_FAST_ITERATIONS = range(8)
