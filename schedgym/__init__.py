@@ -11,7 +11,7 @@ or, without the import (e.g. in Ray's remote env runners)::
 
     env = gym.make("schedgym:schedgym/MemoryMapping-v0", instance="minimalloc:A")
 
-What there is to run: ``schedgym.envs()``, ``schedgym.instances(env_id)``, ``schedgym.policies(env_id)``,
+What there is to run: ``schedgym.env_ids()``, ``schedgym.instances(env_id)``, ``schedgym.policies(env_id)``,
 ``schedgym.tasks(env_id)`` (and ``schedgym list ...`` on the command line).
 """
 
@@ -21,6 +21,8 @@ from schedgym.envs import register_envs as _register_envs
 
 _register_envs()
 
-from schedgym.discovery import envs, instances, policies, tasks  # noqa: E402  (after registration)
+# ``env_ids``, not ``envs``: a function named ``envs`` would shadow the ``schedgym.envs`` subpackage, and
+# ``import schedgym.envs.power_capping.env as m`` would fail.
+from schedgym.discovery import env_ids, instances, policies, tasks  # noqa: E402  (after registration)
 
-__all__ = ["__version__", "envs", "instances", "policies", "tasks"]
+__all__ = ["__version__", "env_ids", "instances", "policies", "tasks"]

@@ -3,7 +3,7 @@
 Modelled on CompilerGym's datasets: a user asks the package instead of reading error messages::
 
     import schedgym
-    schedgym.envs()                                   # registered env ids
+    schedgym.env_ids()                                   # registered env ids
     schedgym.instances("schedgym/MemoryMapping-v0")    # ['minimalloc:A', ..., 'random', 'csv:<path>']
     schedgym.policies("schedgym/MemoryMapping-v0")     # baseline names
     schedgym.tasks("schedgym/MemoryMapping-v0")        # leaderboard tasks on that env
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["InstanceInfo", "envs", "instances", "instance_infos", "policies", "tasks"]
+__all__ = ["InstanceInfo", "env_ids", "instances", "instance_infos", "policies", "tasks"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def _entry(env_id: str) -> Any:
     return env_entry(env_id)
 
 
-def envs() -> list[str]:
+def env_ids() -> list[str]:
     """The registered env ids."""
     from schedgym.envs import ENV_ENTRIES
 

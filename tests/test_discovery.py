@@ -18,11 +18,11 @@ def _json_lines(capsys: pytest.CaptureFixture[str], argv: list[str]) -> list[dic
 
 def test_list_envs_matches_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
     rows = _json_lines(capsys, ["list", "envs", "--json"])
-    assert [r["id"] for r in rows] == schedgym.envs()
+    assert [r["id"] for r in rows] == schedgym.env_ids()
     assert all(r["id"] in gym.registry for r in rows)
 
 
-@pytest.mark.parametrize("env_id", schedgym.envs())
+@pytest.mark.parametrize("env_id", schedgym.env_ids())
 def test_list_instances_and_policies(capsys: pytest.CaptureFixture[str], env_id: str) -> None:
     rows = _json_lines(capsys, ["list", "instances", "--env", env_id, "--json"])
     assert [r["name"] for r in rows] == schedgym.instances(env_id)
@@ -35,7 +35,7 @@ def test_listed_shipped_instances_construct() -> None:
     """Every listed shipped/generated instance is a value the env accepts (the list cannot drift)."""
     from schedgym.envs import env_entry
 
-    for env_id in schedgym.envs():
+    for env_id in schedgym.env_ids():
         entry = env_entry(env_id)
         for info in schedgym.discovery.instance_infos(env_id):
             if info.is_pattern or info.name.startswith("torch:"):
@@ -60,7 +60,7 @@ def test_list_tasks_filters_and_errors(capsys: pytest.CaptureFixture[str]) -> No
     assert "unknown env id" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("env_id", schedgym.envs())
+@pytest.mark.parametrize("env_id", schedgym.env_ids())
 def test_metrics_present_when_a_time_limit_truncates(env_id: str) -> None:
     from schedgym.envs import env_entry
 
@@ -86,7 +86,7 @@ DOCUMENTED_HORIZONS = {
 }
 
 
-@pytest.mark.parametrize("env_id", schedgym.envs())
+@pytest.mark.parametrize("env_id", schedgym.env_ids())
 def test_spec_max_episode_steps_is_the_documented_horizon(env_id: str) -> None:
     env = gym.make(env_id)
     assert env.spec.max_episode_steps == DOCUMENTED_HORIZONS[env_id]
@@ -138,3 +138,11 @@ def test_run_table_prints_integral_metrics_exactly() -> None:
     from schedgym.commands.run import _number
 
     assert _number(1048576.0, 6) == "1048576" and _number(0.5, 6) == "0.5" and _number(float("nan"), 3) == "nan"
+
+
+def test_the_discovery_api_does_not_shadow_the_envs_subpackage():
+    """``schedgym.envs`` stays the subpackage, so dotted imports of env modules work after ``import schedgym``."""
+    import schedgym.envs.power_capping.env as power_env  # noqa: PLC0415 (the import is what is tested)
+
+    assert power_env.PowerCappingEnv.__name__ == "PowerCappingEnv"
+    assert callable(schedgym.env_ids) and not callable(schedgym.envs)

@@ -16,7 +16,7 @@ STEPS = 60
 
 def _cases() -> list[tuple[str, str, dict]]:
     out = []
-    for env_id in schedgym.envs():
+    for env_id in schedgym.env_ids():
         entry = env_entry(env_id)
         for info in discovery.instance_infos(env_id):
             if info.is_pattern or info.name.startswith("torch:"):

@@ -22,8 +22,8 @@ def _rows(args: argparse.Namespace) -> tuple[list[str], list[dict[str, Any]]]:
     from schedgym import discovery
 
     if args.kind in ("instances", "policies") and not args.env:
-        raise ValueError(f"list {args.kind} needs --env ID; env ids: {discovery.envs()}")
-    envs = [args.env] if args.env else discovery.envs()
+        raise ValueError(f"list {args.kind} needs --env ID; env ids: {discovery.env_ids()}")
+    envs = [args.env] if args.env else discovery.env_ids()
     if args.kind == "envs":
         from schedgym.envs import ENV_ENTRIES
 
