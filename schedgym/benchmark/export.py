@@ -8,21 +8,28 @@ Schema (version 1)::
         "split": {"train": [str], "test": [str]},  # instance specs (splits.py): the rows score exactly
                                        # the test split; an agent may train only on the train split
         "metric": str, "direction": "max"|"min", "reference": str,
-        "bound": number|null,          # proven only: exact optimum / proven upper or lower bound /
-                                       # clairvoyant controller (the task's bound policy or bound metric)
+        "bound": number|null,          # proven only: the exact solver's proven optimum or bound, or a
+                                       # proven bound metric every episode records; the mean over the
+                                       # instances (compare with a row's "mean"); null when the task has
+                                       # none or some instance has no proof. No episode that keeps the
+                                       # rule beats it (tests check each episode, direction-aware).
         "bound_source": str|null,      # which policy or metric the bound comes from
-        "best_known": number|null,     # best score of an oracle-kind policy that is not the bound (no proof)
+        "best_known": number|null,     # best score (the "mean" column) of the task's best-known policies:
+                                       # oracles that are not proofs, solvers stopped at their limit
+        "best_known_source": str|null, # the policy it comes from
         "rule": str|null,              # a metric every episode must keep (e.g. sla_met), else null
         "rows": [{
             "policy": str, "kind": "heuristic"|"bayesian"|"oracle"|"bound"|"agent"|"random"|...,
             "score": number,           # IQM of the metric over instances x seeds (sweep tasks: the sweep value)
-            "ci_low": number|null, "ci_high": number|null,   # its 95 % bootstrap interval (null for sweeps)
+            "ci_low": number, "ci_high": number,   # its 95 % bootstrap interval (sweeps: seeds resampled)
             "ci_method": str|null,
             "mean": number,            # the mean over seeds of the per-seed instance means (the table's column)
             "normalised": number|null, # score vs the reference (> 1 beats it; 0 = breaks the rule)
             "probability_of_improvement": number|null,  # P(this policy beats the reference), per instance
             "meets_rule": bool,        # true when the task has no rule
-            "gap_to_bound_pct": number|null, "episodes": int, "walltime_s": number,
+            "gap_to_bound_pct": number|null,       # to the proven bound, mean over instances (%)
+            "gap_to_best_known_pct": number|null,  # to the best known (negative: beats it)
+            "episodes": int, "walltime_s": number,
             # agents only (from the agent's schedgym_agent.json; null where it has none or is not an agent):
             "training": {"env_steps": int|null, "wall_s": number|null, "cores": int|null,
                          "train_instances": [str]|null}|null}]}]}
@@ -53,11 +60,6 @@ def _num(x: float | None) -> float | None:
 def _task_document(b: TaskBoard) -> dict[str, Any]:
     t = b.task
     ref = next((s for s in b.scores if s.policy == t.reference), None)
-    oracles = [s for s in b.scores if s.kind == "oracle" and s.policy != t.bound and s.meets is not False]
-    best_known = None
-    if oracles:
-        values = [s.value for s in oracles]
-        best_known = max(values) if t.direction == "max" else min(values)
     rows = []
     for s in b.scores:
         kind = "bound" if s.policy == t.bound else s.kind
@@ -76,6 +78,7 @@ def _task_document(b: TaskBoard) -> dict[str, Any]:
             "probability_of_improvement": _num(pi),
             "meets_rule": s.meets is not False,
             "gap_to_bound_pct": _num(s.gap_pct),
+            "gap_to_best_known_pct": _num(s.gap_best_pct),
             "episodes": int(s.n_episodes),
             "walltime_s": _num(s.walltime_s),
             "training": None if s.training is None else {
@@ -96,8 +99,9 @@ def _task_document(b: TaskBoard) -> dict[str, Any]:
         "direction": t.direction,
         "reference": t.reference,
         "bound": _num(b.bound_value),
-        "bound_source": t.bound or t.bound_metric,
-        "best_known": _num(best_known),
+        "bound_source": b.bound_source,
+        "best_known": _num(b.best_known_value),
+        "best_known_source": b.best_known_policy,
         "rule": t.constraint,
         "rows": rows,
     }

@@ -1,11 +1,21 @@
 """Leaderboard tables from results CSVs: ``leaderboard/README.md`` and a self-contained ``index.html``.
 
 Per task and policy: the metric mean ± std over seeds (each seed's value is the mean over the task's
-instances), the score normalised to the task's reference policy (per instance ``m / ref`` when higher is
-better, ``ref / m`` when lower is better, geometric mean over instances: > 1 beats the reference), the
-gap to the bound policy (an exact solver's proven bound when the row records one, e.g. CP-SAT's, else the
-oracle's own score; mean over instances, in %), mean walltime per episode and the latest run date.
-Across tasks: the geometric mean of the normalised scores per (env family, policy).
+instances), its interquartile mean with a 95 % bootstrap interval (sweep tasks: the sweep re-walked on
+resampled seeds), the score normalised to the task's reference policy (per instance ``m / ref`` when
+higher is better, ``ref / m`` when lower is better, geometric mean over instances: > 1 beats the
+reference), the gaps to the task's two reference values (mean over instances, in %), mean walltime per
+episode and the latest run date. Across tasks: the geometric mean of the normalised scores per (env
+family, policy).
+
+The two reference values are kept apart:
+
+- **bound**: proven only. The exact solver's bound recorded in its rows (``extra["bound"]``, or its score
+  where it proved optimality) or a proven bound metric every row records (``Task.bound_metric``). No
+  episode that keeps the task's rule may beat it: :func:`bound_violations` lists any that does, the page
+  prints them under the task and the tests fail on them.
+- **best known**: the best score among the task's ``best_known`` policies (oracles that are not proofs,
+  solvers stopped at their limit), which other policies may beat.
 
 Output depends only on the CSV rows (sorted; nothing about when it was rendered), so rendering the same
 results twice gives byte-identical files.
@@ -53,11 +63,13 @@ class PolicyScore:
     order_value: float | None = None
     #: Per instance, the metric of each seed (sorted by seed): the samples of the interval estimate.
     samples: dict[str, list[float]] = field(default_factory=dict)
-    #: IQM over instances x seeds with its 95 % bootstrap CI (intervals.py); None for sweep tasks.
+    #: IQM over instances x seeds with its 95 % bootstrap CI (intervals.py); sweep tasks: :func:`sweep_interval`.
     interval: IntervalEstimate | None = None
     #: Agents only: the training budget and train instances from the agent's record (None when not found).
     training: TrainingBudget | None = None
     train_instances: list[str] | None = None
+    #: Gap to the task's best-known score (mean over instances, in %; negative: beats it).
+    gap_best_pct: float | None = None
 
     @property
     def complete(self) -> bool:
@@ -68,7 +80,18 @@ class PolicyScore:
 class TaskBoard:
     task: Task
     scores: list[PolicyScore]
+    #: The proven bound (mean over instances of each instance's bound, averaged over seeds; comparable with
+    #: the mean column); None when the task has none or an instance lacks a proof.
     bound_value: float | None = None
+    #: The best-known score and the policy it comes from (not a proof).
+    best_known_value: float | None = None
+    best_known_policy: str | None = None
+    #: Episodes that beat the proven bound (each a sentence): must be empty.
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def bound_source(self) -> str | None:
+        return self.task.bound or self.task.bound_metric
 
 
 def _kind_of(task: Task, policy: str, rows: Sequence[Mapping[str, Any]]) -> str:
@@ -181,6 +204,31 @@ def _score_mean_task(task: Task, policy: str, rows: list[Mapping[str, Any]]) -> 
     )
 
 
+def sweep_interval(task: Task, rows: Sequence[Mapping[str, Any]], reps: int = 2000, seed: int = 0) -> IntervalEstimate:
+    """Servers deployable with a 95 % bootstrap interval: the walk re-run on seeds resampled with replacement.
+
+    A seed is one workload draw at every count, so a replicate keeps a seed's episodes together across
+    counts. The point is the walk on all seeds (a sweep has one value, so its "IQM" is that value).
+    """
+    point, _ = sweep_servers_deployable(task, rows)
+    by_seed: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_seed[int(r["seed"])].append(r)
+    seeds = sorted(by_seed)
+    if len(seeds) < 2:
+        return IntervalEstimate(float(point), float(point), float(point), len(seeds), "single sample")
+    rng = np.random.default_rng(seed)
+    cache: dict[tuple[int, ...], int] = {}
+    values = np.empty(reps)
+    for k in range(reps):
+        draw = tuple(sorted(int(x) for x in rng.choice(seeds, size=len(seeds), replace=True)))
+        if draw not in cache:  # few distinct multisets: walk each once
+            cache[draw] = sweep_servers_deployable(task, [r for sd in draw for r in by_seed[sd]])[0]
+        values[k] = cache[draw]
+    low, high = np.percentile(values, [2.5, 97.5])
+    return IntervalEstimate(float(point), float(low), float(high), len(seeds), "bootstrap over seeds (sweep re-walked)")
+
+
 def _score_sweep_task(task: Task, policy: str, rows: list[Mapping[str, Any]]) -> PolicyScore:
     deployable, _ = sweep_servers_deployable(task, rows)
     return PolicyScore(
@@ -196,23 +244,93 @@ def _score_sweep_task(task: Task, policy: str, rows: list[Mapping[str, Any]]) ->
         walltime_s=float(np.mean([float(r["walltime_s"]) for r in rows])),
         date=max(str(r["date"]) for r in rows),
         per_instance={"sweep": float(deployable)},
+        interval=sweep_interval(task, rows),
     )
+
+
+#: Slack of the bound check: solver bounds and metrics are floats summed in different orders.
+_BOUND_RTOL = 1e-9
+
+
+def _keeps_rule(task: Task, row: Mapping[str, Any]) -> bool:
+    return task.constraint is None or float((row.get("metrics") or {}).get(task.constraint, 0.0)) >= 1.0
+
+
+def _solver_bound(row: Mapping[str, Any]) -> float:
+    """The proven bound a bound-policy row records (its score where it proved optimality), else nan."""
+    extra = row.get("extra") or {}
+    if extra.get("bound") is not None:
+        return float(extra["bound"])
+    if extra.get("optimal") is True:
+        return float(row["metric"])
+    return math.nan
+
+
+def proven_bounds(task: Task, rows_by_policy: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[tuple[str, int], float]:
+    """(instance, seed) -> the task's proven bound on that episode (proven only; none for sweep tasks).
+
+    From the bound policy's rows (``extra["bound"]``), else from the ``bound_metric`` of the reference's
+    rows (the same workload, so the same bound, for every policy).
+    """
+    out: dict[tuple[str, int], float] = {}
+    if task.aggregate != "mean":
+        return out
+    if task.bound:
+        for r in rows_by_policy.get(task.bound, ()):
+            v = _solver_bound(r)
+            if math.isfinite(v):
+                out[(str(r["instance"]), int(r["seed"]))] = v
+    elif task.bound_metric:
+        rows = rows_by_policy.get(task.reference) or next((r for r in rows_by_policy.values() if r), [])
+        for r in rows:
+            v = float((r.get("metrics") or {}).get(task.bound_metric, math.nan))
+            if math.isfinite(v):
+                out[(str(r["instance"]), int(r["seed"]))] = v
+    return out
+
+
+def _beats(task: Task, value: float, bound: float) -> bool:
+    slack = _BOUND_RTOL * max(1.0, abs(bound))
+    return value > bound + slack if task.direction == "max" else value < bound - slack
+
+
+def bound_violations(task: Task, rows_by_policy: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+    """Every episode that keeps the task's rule and beats its proven bound (direction-aware): must be none.
+
+    A ``bound_metric`` is checked against the row's own value (the proof is about that episode); a bound
+    policy's bound against every policy's episode on the same instance and seed.
+    """
+    bounds = proven_bounds(task, rows_by_policy)
+    out = []
+    for policy, rows in sorted(rows_by_policy.items()):
+        for r in rows:
+            if not _keeps_rule(task, r):
+                continue
+            key = (str(r["instance"]), int(r["seed"]))
+            if task.bound_metric and not task.bound:
+                b = float((r.get("metrics") or {}).get(task.bound_metric, math.nan))
+            else:
+                b = bounds.get(key, math.nan)
+            value = float(r["metric"])
+            if math.isfinite(b) and _beats(task, value, b):
+                side = "upper" if task.direction == "max" else "lower"
+                out.append(f"{policy} on {key[0]} seed {key[1]}: {task.metric} {value:.10g} beats the proven "
+                           f"{side} bound {b:.10g} ({task.bound or task.bound_metric})")
+    return out
 
 
 def build_board(task: Task, rows_by_policy: Mapping[str, list[Mapping[str, Any]]]) -> TaskBoard:
     scorer = _score_sweep_task if task.aggregate == "sweep" else _score_mean_task
     scores = {p: scorer(task, p, rows) for p, rows in rows_by_policy.items() if rows}
     ref = scores.get(task.reference)
-    bound_per_inst: dict[str, float] | None = None
-    if task.bound and task.bound in rows_by_policy and task.aggregate == "mean":
-        bound_rows = rows_by_policy[task.bound]
-        bound_per_inst = _mean_over_seeds(
-            bound_rows, lambda r: (r.get("extra") or {}).get("bound", r["metric"])
-        )
-    if task.bound_metric and task.aggregate == "mean":
-        # A proven bound recorded in every row (the same for every policy on an instance and seed).
-        bound_rows = rows_by_policy.get(task.reference) or next((r for r in rows_by_policy.values() if r), [])
-        bound_per_inst = _mean_over_seeds(bound_rows, lambda r: (r.get("metrics") or {}).get(task.bound_metric, float("nan")))
+    bounds = proven_bounds(task, rows_by_policy)
+    by_inst: dict[str, list[float]] = defaultdict(list)
+    for (inst, _), v in sorted(bounds.items()):
+        by_inst[inst].append(v)
+    bound_per_inst = {inst: float(np.mean(v)) for inst, v in by_inst.items()}
+    keepers = [s for s in scores.values() if s.policy in task.best_known and s.meets is not False
+               and math.isfinite(s.value) and not (task.aggregate == "sweep" and s.value == 0)]
+    best = (max if task.direction == "max" else min)(keepers, key=lambda s: s.value) if keepers else None
     for s in scores.values():
         if ref is not None:
             common = [i for i in s.per_instance if i in ref.per_instance]
@@ -225,12 +343,17 @@ def build_board(task: Task, rows_by_policy: Mapping[str, list[Mapping[str, Any]]
             gaps = [_gap(task, s.per_instance[i], bound_per_inst[i]) for i in s.per_instance if i in bound_per_inst]
             gaps = [g for g in gaps if g is not None]
             s.gap_pct = float(np.mean(gaps)) if gaps else None
-    bound_value = float(np.mean(list(bound_per_inst.values()))) if bound_per_inst else None
-    if task.bound and task.aggregate == "sweep" and task.bound in scores:
-        # The bound policy's servers deployable (PowerCapping's clairvoyant controller).
-        bound_value = scores[task.bound].value
-        for s in scores.values():
-            s.gap_pct = _gap(task, s.value, bound_value)
+        if best is not None:
+            if task.aggregate == "sweep":
+                s.gap_best_pct = _gap(task, s.value, best.value)
+            else:
+                gaps = [_gap(task, s.per_instance[i], best.per_instance[i]) for i in s.per_instance if i in best.per_instance]
+                gaps = [g for g in gaps if g is not None]
+                s.gap_best_pct = float(np.mean(gaps)) if gaps else None
+    # The task's bound: only when every instance it scores has one (a mean over some is not comparable).
+    have_all = bool(bound_per_inst) and all(i.name in bound_per_inst for i in task.instances
+                                            if any(i.name in s.per_instance for s in scores.values()))
+    bound_value = float(np.mean(list(bound_per_inst.values()))) if have_all else None
     reverse = task.direction == "max"
 
     def rank(s: PolicyScore) -> tuple[int, float, str]:
@@ -239,7 +362,8 @@ def build_board(task: Task, rows_by_policy: Mapping[str, list[Mapping[str, Any]]
         return (0, (-s.value if reverse else s.value) if math.isfinite(s.value) else math.inf, s.policy)
 
     ordered = sorted(scores.values(), key=rank)
-    return TaskBoard(task, ordered, bound_value)
+    return TaskBoard(task, ordered, bound_value, best.value if best else None, best.policy if best else None,
+                     bound_violations(task, rows_by_policy))
 
 
 @dataclass
@@ -366,12 +490,44 @@ def _interval_cell(s: PolicyScore) -> str:
     return f"{_fmt(i.iqm)} [{_fmt(i.ci_low)}, {_fmt(i.ci_high)}]"
 
 
+def _role_suffix(b: TaskBoard, s: PolicyScore) -> str:
+    if s.policy == b.task.bound:
+        return " (proves the bound)"
+    if s.policy == b.best_known_policy:
+        return " (best known)"
+    return ""
+
+
+def _bound_text(b: TaskBoard) -> str:
+    if b.bound_value is not None:
+        return f"{_fmt(b.bound_value)} ({b.bound_source})"
+    if b.bound_source:
+        return f"— ({b.bound_source}: not proven on every instance)"
+    return "— (none proven)"
+
+
+def _best_known_text(b: TaskBoard) -> str:
+    if b.best_known_value is None:
+        return "—" + (f" ({', '.join(b.task.best_known)} not run or all break the rule)" if b.task.best_known else "")
+    return f"{_fmt(b.best_known_value)} ({b.best_known_policy})"
+
+
+def _reference_rows(boards: Sequence[TaskBoard]) -> tuple[list[str], list[list[str]]]:
+    """Per task: the proven bound and the best-known score, side by side (the two reference columns)."""
+    header = ["task", "tier", "metric", "bound (proven)", "best known (not a proof)"]
+    rows = [[b.task.name, b.task.tier, b.task.metric_label, _bound_text(b), _best_known_text(b)] for b in boards]
+    return header, rows
+
+
 def _task_rows(b: TaskBoard) -> tuple[list[str], list[list[str]]]:
     t = b.task
-    header = ["policy", "kind", t.metric_label, "IQM [95 % CI]", "seeds", "score vs " + t.reference, "gap to " + (t.bound or t.bound_metric or "bound"), "walltime s/episode", "date"]
+    header = ["policy", "kind", t.metric_label, "IQM [95 % CI]", "seeds", "score vs " + t.reference,
+              "gap to bound (proven" + (f": {b.bound_source})" if b.bound_source else ")"),
+              "gap to best known" + (f" ({b.best_known_policy})" if b.best_known_policy else ""),
+              "walltime s/episode", "date"]
     rows = []
     for s in b.scores:
-        name = s.policy + (" (reference)" if s.policy == t.reference else "") + (" (bound)" if s.policy == t.bound else "")
+        name = s.policy + (" (reference)" if s.policy == t.reference else "") + _role_suffix(b, s)
         rows.append([
             name,
             s.kind + (f" (trained {s.training.describe()})" if s.training is not None else ""),
@@ -380,6 +536,7 @@ def _task_rows(b: TaskBoard) -> tuple[list[str], list[list[str]]]:
             str(s.n_seeds),
             _fmt(s.normalised, ".3f"),
             (_fmt(s.gap_pct, ".2f") + " %") if s.gap_pct is not None else "—",
+            (_fmt(s.gap_best_pct, ".2f") + " %") if s.gap_best_pct is not None else "—",
             _fmt(s.walltime_s, ".3g"),
             s.date,
         ])
@@ -408,8 +565,18 @@ def _task_note(b: TaskBoard) -> str:
             f" Rule: `{t.constraint}` in every episode; policies that break it rank after all that keep it "
             f"(by mean `{t.constraint_order}`) and score 0."
         )
+    side = "upper" if t.direction == "max" else "lower"
     if b.bound_value is not None:
-        note += f" Bound ({t.bound or t.bound_metric}): {_fmt(b.bound_value)}."
+        note += (f" Bound (proven {side} bound, {b.bound_source}; mean over the instances, comparable with the "
+                 f"mean column): {_fmt(b.bound_value)}.")
+    elif b.bound_source:
+        note += f" Bound: {b.bound_source} proved no {side} bound on some instances, so the task shows none."
+    else:
+        note += " Bound: none proven for this task."
+    if b.best_known_value is not None:
+        note += f" Best known (not a proof, may be beaten): {_fmt(b.best_known_value)} by {b.best_known_policy}."
+    for v in b.violations:
+        note += f" BOUND VIOLATED: {v}."
     return note
 
 
@@ -429,11 +596,13 @@ def _aggregate_rows(boards: Sequence[TaskBoard]) -> tuple[list[str], list[list[s
 
 
 _INTRO = (
-    "Scores are normalised to each task's reference policy (> 1 beats it); the gap is to the task's bound "
-    "policy (an exact solver's proven bound where it records one, else the oracle's score). The interval "
+    "Scores are normalised to each task's reference policy (> 1 beats it). Two reference values per task: "
+    "the bound is proven only (an exact solver's proven optimum or bound, or a proven bound every episode "
+    "records; no episode that keeps the rule beats it, which the tests check), and the best known is the "
+    "best score of the task's oracles, which are not proofs and may be beaten. The interval "
     "column is the interquartile mean over instances x seeds with a 95 % bootstrap confidence interval "
-    "(stratified by instance when every instance has several seeds, else over instances; see "
-    "`schedgym/benchmark/intervals.py`). Every task is scored on its test split; an agent may train only on "
+    "(stratified by instance when every instance has several seeds, else over instances; a sweep is "
+    "re-walked on resampled seeds; see `schedgym/benchmark/intervals.py`). Every task is scored on its test split; an agent may train only on "
     "the task's train split (both are listed under each task; `schedgym validate` rejects an agent row whose "
     "training instances overlap the test split), and its training budget (env steps, wall time, cores) "
     "is shown in its kind column. A policy that breaks a task's rule ranks last with \"fails the rule\" "
@@ -447,6 +616,8 @@ def render_markdown(boards: Sequence[TaskBoard]) -> str:
     out = ["# schedgym leaderboard", "", _INTRO, "", "Interactive page with plots: [index.html](index.html).", ""]
     out += ["## Aggregate", "", "Geometric mean over the family's tasks of the normalised score.", ""]
     out += [_md_table(*_aggregate_rows(boards)), ""]
+    out += ["## Bound and best known", "", "Per task: the proven bound and the best-known score (details under each task).", ""]
+    out += [_md_table(*_reference_rows(boards)), ""]
     for b in boards:
         out += [f"## {b.task.name} (v{b.task.version}, {b.task.tier} tier)", "", _task_note(b), "", _md_table(*_task_rows(b)), ""]
     return "\n".join(out)
@@ -468,14 +639,17 @@ def _figure(w: float, h: float) -> Any:
     return Figure(figsize=(w, h), layout="constrained")
 
 
-_BAR_COLOURS = {"reference": "#d62728", "bound": "#7f7f7f", "agent": "#2ca02c", "other": "#1f77b4"}
+_BAR_COLOURS = {"reference": "#d62728", "bound": "#7f7f7f", "best": "#9467bd", "agent": "#2ca02c", "other": "#1f77b4"}
 
 
-def _bar_role(t: Task, s: PolicyScore) -> str:
+def _bar_role(b: TaskBoard, s: PolicyScore) -> str:
+    t = b.task
     if s.policy == t.reference:
         return "reference"
     if s.policy == t.bound:
         return "bound"
+    if s.policy == b.best_known_policy:
+        return "best"
     return "agent" if s.kind == "agent" else "other"
 
 
@@ -509,7 +683,7 @@ def bar_chart(b: TaskBoard) -> str:
     reasons = [_no_bar_reason(t, s) for s in scores]
     vals = [0.0 if r is not None else s.value for s, r in zip(scores, reasons)]
     errs = [0.0 if r is not None else (s.std or 0.0) for s, r in zip(scores, reasons)]
-    roles = [_bar_role(t, s) for s in scores]
+    roles = [_bar_role(b, s) for s in scores]
     ax.barh(names, vals, xerr=errs if any(e > 0 for e in errs) else None, color=[_BAR_COLOURS[r] for r in roles],
             capsize=3)
     for i, reason in enumerate(reasons):
@@ -518,7 +692,8 @@ def bar_chart(b: TaskBoard) -> str:
                         color="#a00000", style="italic")
     handles: list[Any] = [Patch(color=_BAR_COLOURS[r], label=label) for r, label in (
         ("reference", f"reference policy ({t.reference})"),
-        ("bound", f"bound policy ({t.bound})" if t.bound else ""),
+        ("bound", f"policy that proves the bound ({t.bound})" if t.bound else ""),
+        ("best", f"best-known policy ({b.best_known_policy}, not a proof)"),
         ("agent", "trained agent"),
         ("other", "other policies"),
     ) if r in roles and label]
@@ -530,7 +705,11 @@ def bar_chart(b: TaskBoard) -> str:
     if b.bound_value is not None:
         ax.axvline(b.bound_value, color="k", linestyle="--", linewidth=1)
         handles.append(Line2D([], [], color="k", linestyle="--",
-                              label=f"bound ({t.bound or t.bound_metric}) = {_fmt(b.bound_value)}"))
+                              label=f"proven bound ({b.bound_source}) = {_fmt(b.bound_value)}"))
+    if b.best_known_value is not None:
+        ax.axvline(b.best_known_value, color=_BAR_COLOURS["best"], linestyle=(0, (1, 1)), linewidth=1.2)
+        handles.append(Line2D([], [], color=_BAR_COLOURS["best"], linestyle=(0, (1, 1)),
+                              label=f"best known ({b.best_known_policy}, not a proof) = {_fmt(b.best_known_value)}"))
     if t.aggregate == "sweep" and t.sweep is not None:
         ax.axvline(t.sweep.provisioned_servers, color="k", linestyle=":", linewidth=1)
         handles.append(Line2D([], [], color="k", linestyle=":",
@@ -608,6 +787,7 @@ td.num{text-align:right}
 th{background:#f3f3f3}
 tr.reference td{background:#fff2f2}
 tr.bound td{background:#f2f2f2}
+tr.best-known td{background:#f4f8ff}
 section{margin-bottom:2.5em}
 p.note{color:#555;font-size:13px}
 img{max-width:100%}
@@ -637,11 +817,14 @@ def render_html(boards: Sequence[TaskBoard], run_dirs: Sequence[str | Path] = ()
         "<h2>Tasks</h2><ul>" + "".join(f'<li><a href="#task-{html.escape(b.task.name)}">{html.escape(b.task.name)}</a></li>' for b in boards) + "</ul>",
         '<h2 id="aggregate">Aggregate</h2>',
         _html_table(*_aggregate_rows(boards), attrs='class="aggregate-table" id="aggregate-table"'),
+        '<h2 id="references">Bound and best known</h2>',
+        _html_table(*_reference_rows(boards), attrs='class="reference-table" id="reference-table"'),
     ]
     for b in boards:
         t = b.task
         header, rows = _task_rows(b)
-        classes = ["reference" if s.policy == t.reference else "bound" if s.policy == t.bound else "" for s in b.scores]
+        classes = ["reference" if s.policy == t.reference else "bound" if s.policy == t.bound
+                   else "best-known" if s.policy == b.best_known_policy else "" for s in b.scores]
         parts += [
             f'<section id="task-{html.escape(t.name)}">',
             f"<h2>{html.escape(t.name)} <small>(v{t.version}, {t.tier} tier)</small></h2>",
