@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -411,3 +412,34 @@ def test_leaderboard_sweep_reports_the_clairvoyant_bound_and_gaps():
     gaps = {s.policy: s.gap_pct for s in board.scores}
     assert gaps["clairvoyant"] == 0 and gaps["polca"] == pytest.approx(100 * 8 / 58)
     assert [s.policy for s in board.scores] == ["clairvoyant", "polca", "no_cap"]
+
+
+def test_shifted_replication_matches_polcas_40s_rise_and_jitter_does_not():
+    """POLCA measured rows whose power rises at most 11.8 % of provisioned within 40 s. Scaling the
+    azure-conv trace up by replicating each request in its gap (v1's default) repeats the trace's bursts in
+    step and doubles that; time-shifted copies (independent users) stay within it at the same ~79 % peak."""
+    from schedgym.envs.power_capping.calibration import POLCA_MAX_RISE_40S, largest_rise, reference_row_power
+
+    shifted = reference_row_power("azure-conv", "shifted", seed=0)
+    jitter = reference_row_power("azure-conv", "jitter", seed=0)
+    assert largest_rise(shifted) <= POLCA_MAX_RISE_40S < largest_rise(jitter)
+    assert 0.74 <= shifted.max() <= 0.84 and 0.74 <= jitter.max() <= 0.84  # both calibrated to POLCA's 79 %
+
+
+def test_scale_rate_shifted_keeps_each_request_and_the_default_is_unchanged():
+    from schedgym.envs.core.traces import load_workload_trace, scale_rate_shifted
+
+    base = load_workload_trace("azure-conv", None, "s")
+    rng = np.random.default_rng(0)
+    scaled = scale_rate_shifted(base, 2.5, rng)
+    assert 2.3 * len(base) < len(scaled) < 2.7 * len(base)
+    assert np.all(np.diff(scaled.arrival_s) >= 0) and scaled.arrival_s.max() <= base.arrival_s.max()
+    # token counts come from the trace's own requests
+    assert set(zip(scaled.prompt_tokens[:500], scaled.output_tokens[:500])) <= set(zip(base.prompt_tokens, base.output_tokens))
+    with pytest.raises(ValueError, match="trace_replication"):
+        gym.make("schedgym/PowerCapping-v1", trace_replication="copies")
+    a = gym.make("schedgym/PowerCapping-v1", n_servers=4).unwrapped
+    b = gym.make("schedgym/PowerCapping-v1", n_servers=4, trace_replication="jitter").unwrapped
+    a.reset(seed=3)
+    b.reset(seed=3)
+    assert np.array_equal(a.state.fleet.arrival_s, b.state.fleet.arrival_s)

@@ -44,6 +44,7 @@ __all__ = [
     "load_trace_file",
     "load_workload_trace",
     "scale_rate",
+    "scale_rate_shifted",
     "check_workload",
 ]
 
@@ -302,6 +303,17 @@ def load_workload_trace(
     raise ValueError(f"workload must be one of {sorted(AZURE_TRACES)} or 'trace:<path>', got {workload!r}")
 
 
+def _check_scaled_size(trace: RequestTrace, rate_scale: float) -> None:
+    """Bound the scaled trace before anything allocates: rate_scale=1e9 on a 19k-request trace would need
+    150 TB."""
+    n = len(trace)
+    if n * rate_scale > MAX_TRACE_REQUESTS:
+        raise ValueError(
+            f"rate_scale={rate_scale!r} would make {n * rate_scale:.3g} requests from {trace.source}'s {n}; "
+            f"at most {MAX_TRACE_REQUESTS} (rate_scale <= {MAX_TRACE_REQUESTS / n:.6g})"
+        )
+
+
 def scale_rate(trace: RequestTrace, rate_scale: float, rng: np.random.Generator) -> RequestTrace:
     """Thin (``rate_scale < 1``) or replicate (``> 1``) arrivals, keeping the trace's time profile.
 
@@ -314,12 +326,7 @@ def scale_rate(trace: RequestTrace, rate_scale: float, rng: np.random.Generator)
     if not rate_scale > 0:
         raise ValueError(f"rate_scale must be > 0, got {rate_scale!r}")
     n = len(trace)
-    if n * rate_scale > MAX_TRACE_REQUESTS:
-        # Bounded before np.repeat allocates: rate_scale=1e9 on a 19k-request trace would need 150 TB.
-        raise ValueError(
-            f"rate_scale={rate_scale!r} would make {n * rate_scale:.3g} requests from {trace.source}'s {n}; "
-            f"at most {MAX_TRACE_REQUESTS} (rate_scale <= {MAX_TRACE_REQUESTS / n:.6g})"
-        )
+    _check_scaled_size(trace, rate_scale)
     copies = np.full(n, int(np.floor(rate_scale)), dtype=np.int64)
     copies += rng.random(n) < (rate_scale - np.floor(rate_scale))
     idx = np.repeat(np.arange(n), copies)
@@ -329,14 +336,48 @@ def scale_rate(trace: RequestTrace, rate_scale: float, rng: np.random.Generator)
     first_copy = np.ones(idx.size, dtype=bool)
     first_copy[1:] = idx[1:] != idx[:-1]
     jitter = np.where(first_copy, 0.0, rng.random(idx.size) * gaps[idx])
-    t = trace.arrival_s[idx] + jitter
+    return _copies_in_time_order(trace, idx, trace.arrival_s[idx] + jitter, f"{trace.source}*{rate_scale:g}")
+
+
+def _copies_in_time_order(trace: RequestTrace, idx: np.ndarray, t: np.ndarray, source: str) -> RequestTrace:
+    """Requests ``idx`` of ``trace`` (with repeats) arriving at ``t``, sorted by arrival."""
     order = np.argsort(t, kind="stable")
     return RequestTrace(
         arrival_s=t[order],
         prompt_tokens=trace.prompt_tokens[idx][order],
         output_tokens=trace.output_tokens[idx][order],
-        source=f"{trace.source}*{rate_scale:g}",
+        source=source,
     )
+
+
+def scale_rate_shifted(
+    trace: RequestTrace, rate_scale: float, rng: np.random.Generator, max_shift_s: float = 300.0
+) -> RequestTrace:
+    """Scale a trace's rate by superposing independent, time-shifted copies of it.
+
+    :func:`scale_rate` replicates each request within the gap to the next one, so ``k`` copies repeat
+    the trace's second-to-minute bursts ``k`` times in step: the scaled trace is ``k`` times as bursty as
+    ``k`` independent user populations would be. Here copy ``c`` (``floor(rate_scale)`` whole copies,
+    plus one thinned to ``frac(rate_scale)``) is the trace shifted by ``U(0, max_shift_s)`` seconds,
+    circularly within its duration: the hour-scale profile is kept (smoothed over ``max_shift_s``), the
+    bursts of different copies fall at different times, and token counts are the original requests'.
+    Copy 0 is the trace itself. ``rate_scale <= 1`` thins as :func:`scale_rate` does.
+    """
+    if rate_scale <= 1.0:
+        return scale_rate(trace, rate_scale, rng)
+    if not max_shift_s > 0:
+        raise ValueError(f"max_shift_s must be > 0, got {max_shift_s!r}")
+    n = len(trace)
+    _check_scaled_size(trace, rate_scale)
+    duration = float(trace.arrival_s.max()) + 1e-9 if n else 1.0
+    whole = int(np.floor(rate_scale))
+    times, idx = [], []
+    for c in range(whole + 1):
+        keep = np.arange(n) if c < whole else np.flatnonzero(rng.random(n) < rate_scale - whole)
+        shift = 0.0 if c == 0 else float(rng.uniform(0.0, max_shift_s))
+        times.append((trace.arrival_s[keep] + shift) % duration)
+        idx.append(keep)
+    return _copies_in_time_order(trace, np.concatenate(idx), np.concatenate(times), f"{trace.source}*{rate_scale:g}~shifted")
 
 
 @dataclass(frozen=True)

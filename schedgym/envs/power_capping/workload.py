@@ -10,7 +10,9 @@ Workloads (constructor kwarg ``workload``):
 - ``"trace:<path>"``: a CSV/JSONL file (``trace_columns``, ``trace_time_unit``).
 
 The row's arrivals are the workload scaled to the row (``rate_scale x n_servers / provisioned_servers``
-times the trace's rate, by thinning/replication, :func:`schedgym.envs.core.traces.scale_rate`). A router
+times the trace's rate, by thinning/replication, :func:`schedgym.envs.core.traces.scale_rate`, or with
+``trace_replication="shifted"`` by superposing time-shifted copies,
+:func:`~schedgym.envs.core.traces.scale_rate_shifted`). A router
 then splits them across the servers: each request goes to server ``k`` with probability proportional to
 ``w_k(t) = exp(x_k(t))``, where ``x_k`` is a per-server AR(1) process on one-minute steps (stationary
 standard deviation ``server_variation``, correlation time ``server_variation_tau_s``). This is the
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from schedgym.envs.core.synthetic import SyntheticParams, generate_synthetic
-from schedgym.envs.core.traces import AZURE_TRACES, RequestTrace, load_workload_trace, scale_rate
+from schedgym.envs.core.traces import AZURE_TRACES, RequestTrace, load_workload_trace, scale_rate, scale_rate_shifted
 
 __all__ = ["RowRequests", "base_trace", "row_requests", "split_across_servers", "default_start_hour"]
 
@@ -107,6 +109,8 @@ def row_requests(
     variation: float,
     tau_s: float,
     synthetic_knobs: dict[str, Any] | None = None,
+    replication: str = "jitter",
+    max_shift_s: float = 300.0,
 ) -> RowRequests:
     """One episode's requests: the scaled workload cut at ``horizon_s``, split across the servers."""
     if base is None:
@@ -114,7 +118,10 @@ def row_requests(
         k["mean_rate_per_s"] = float(k.get("mean_rate_per_s", SyntheticParams.mean_rate_per_s)) * row_rate_scale
         trace = generate_synthetic(SyntheticParams(episode_days=horizon_s / 86400.0, start_hour=start_hour, **k), rng)
     else:
-        trace = scale_rate(base, row_rate_scale, rng)
+        if replication == "shifted":
+            trace = scale_rate_shifted(base, row_rate_scale, rng, max_shift_s)
+        else:
+            trace = scale_rate(base, row_rate_scale, rng)
     keep = trace.arrival_s < horizon_s
     arrival = np.ascontiguousarray(trace.arrival_s[keep], dtype=np.float64)
     return RowRequests(
