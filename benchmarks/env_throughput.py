@@ -96,6 +96,7 @@ def interleaved(case: Iterator[tuple[int, float]], cartpole: Iterator[tuple[int,
                 rounds: int = 6) -> tuple[float, float]:
     """Steps/s of ``case`` and of ``cartpole``, alternating slices of ``seconds / rounds`` each."""
     totals = {"case": [0, 0.0], "cartpole": [0, 0.0]}
+    next(case), next(cartpole)  # warm-up slices, not counted: numba compiles kernels on first use
     for r in range(1, rounds + 1):
         for name, it in (("case", case), ("cartpole", cartpole)):
             acc = totals[name]
