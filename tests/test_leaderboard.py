@@ -167,7 +167,7 @@ def test_rendering_is_deterministic(small_results: Path, tmp_path: Path) -> None
     assert "data:image/png;base64," in html1.read_text()
 
 
-def test_learning_curves_from_tensorboard_and_csv_logs(small_results: Path, tmp_path: Path) -> None:
+def test_learning_curves_plot_the_episode_return_tag(small_results: Path, tmp_path: Path) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
     from schedgym.benchmark.render import _learning_curves
@@ -178,16 +178,17 @@ def test_learning_curves_from_tensorboard_and_csv_logs(small_results: Path, tmp_
         writer.add_scalar("episode/return", step / 1000, step)
         writer.add_scalar("learner/reward_loss", 1.0, step)
     writer.close()
-    csv_run = tmp_path / "csv_run"
-    csv_run.mkdir()
-    (csv_run / "progress.csv").write_text("timesteps,ep_rew_mean\n10,0.5\n20,0.75\n")
+    old_run = tmp_path / "old_run"  # an older PPO run: only the smoothed rollout/ep_rew_mean
+    writer = SummaryWriter(str(old_run / "tb"))
+    writer.add_scalar("rollout/ep_rew_mean", 0.5, 10)
+    writer.close()
     tb_curves = _learning_curves(tb_run)
     assert list(tb_curves) == ["episode/return"] and tb_curves["episode/return"][1][-1] == pytest.approx(0.9)
-    assert list(_learning_curves(csv_run)) == ["progress.csv:ep_rew_mean"]
-    _, page, _, _ = write_leaderboard([small_results], tmp_path / "lb", run_dirs=[tb_run, csv_run, tmp_path / "lb"])
+    assert _learning_curves(old_run) == {}
+    _, page, _, _ = write_leaderboard([small_results], tmp_path / "lb", run_dirs=[tb_run, old_run])
     text = page.read_text()
-    assert 'alt="learning curve ppo_run"' in text and 'alt="learning curve csv_run"' in text
-    assert "lb: no return-like scalars" in text
+    assert 'alt="learning curve ppo_run"' in text
+    assert "old_run: no <code>episode/return</code> points" in text
 
 
 def test_sweep_score_walks_counts_like_servers_deployable() -> None:

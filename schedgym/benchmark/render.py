@@ -70,6 +70,8 @@ class PolicyScore:
     train_instances: list[str] | None = None
     #: Gap to the task's best-known score (mean over instances, in %; negative: beats it).
     gap_best_pct: float | None = None
+    #: Agents only: the run directory of the agent's record (its TensorBoard logs give its learning curve).
+    agent_dir: Path | None = None
 
     @property
     def complete(self) -> bool:
@@ -436,6 +438,7 @@ def load_boards(
                 report.ignored.append(f"{b.task.name} / {s.policy}: no training budget shown: {exc}")
                 continue
             s.training = training_budget(record)
+            s.agent_dir = record.path
             s.train_instances = None if record.train is None else [str(x) for x in record.train]
     return boards, report
 
@@ -726,54 +729,44 @@ def bar_chart(b: TaskBoard) -> str:
 
 
 def _learning_curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Return-like scalars of a training run: TensorBoard event files under it, else CSV logs."""
-    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    keys = ("return", "reward", "rew_mean")
-    events = sorted(run_dir.rglob("events.out.tfevents*"))
-    if events:
-        from tensorboard.backend.event_processing.event_accumulator import (
-            EventAccumulator,
-        )
+    """The run's ``episode/return`` points (schedgym/training/curves.py), the one tag every algorithm writes.
 
-        for ev_dir in sorted({e.parent for e in events}):
-            acc = EventAccumulator(str(ev_dir), size_guidance={"scalars": 0})
-            acc.Reload()
-            for tag in sorted(acc.Tags().get("scalars", [])):
-                if any(k in tag.lower() for k in keys) and "loss" not in tag.lower():
-                    pts = acc.Scalars(tag)
-                    curves[tag] = (np.array([p.step for p in pts], float), np.array([p.value for p in pts], float))
-    if not curves:
-        import csv
+    Nothing else is plotted: older PPO runs logged only a smoothed ``rollout/ep_rew_mean``, which is not
+    comparable with per-episode returns, so such a run gets a line saying it has no curve.
+    """
+    from schedgym.training.curves import EPISODE_RETURN_TAG, read_episode_returns
 
-        for path in sorted(run_dir.rglob("*.csv")):
-            with path.open(newline="") as f:
-                data = list(csv.DictReader(f))
-            if not data:
-                continue
-            step_col = next((c for c in data[0] if "step" in c.lower()), None)
-            for col in sorted(data[0]):
-                if col != step_col and any(k in col.lower() for k in keys) and "loss" not in col.lower():
-                    try:
-                        y = np.array([float(r[col]) for r in data])
-                        x = np.array([float(r[step_col]) for r in data]) if step_col else np.arange(len(y), dtype=float)
-                    except (TypeError, ValueError):
-                        continue
-                    curves[f"{path.name}:{col}"] = (x, y)
-    return curves
+    curve = read_episode_returns(run_dir)
+    return {} if curve is None else {EPISODE_RETURN_TAG: curve}
+
+
+def _algo_label(run_dir: Path) -> str:
+    """``ppo/sb3``, ``ppo/rllib`` or ``muzero`` from the run's record (the directory name if it has none)."""
+    import json
+
+    try:
+        meta = json.loads((run_dir / "schedgym_agent.json").read_text(encoding="utf-8"))
+        algo = str(meta["algo"]) + (f"/{meta['backend']}" if meta.get("backend") else "")
+    except (OSError, ValueError, KeyError, TypeError):
+        return run_dir.name
+    return f"{run_dir.name} ({algo})"
 
 
 def learning_curve_plot(run_dir: Path) -> str | None:
+    """Every training episode's return as a point at its env step, with the running mean of 20 episodes."""
     curves = _learning_curves(run_dir)
     if not curves:
         return None
     fig = _figure(7.0, 3.2)
     ax = fig.add_subplot()
     for tag, (x, y) in sorted(curves.items()):
-        order = np.argsort(x, kind="stable")
-        ax.plot(x[order], y[order], label=tag, linewidth=1.2)
+        ax.plot(x, y, ".", markersize=2, alpha=0.35, color="#1f77b4", label=f"{tag} (one point per episode)")
+        k = min(20, len(y))
+        mean = np.convolve(y, np.ones(k) / k, mode="valid")
+        ax.plot(x[k - 1:], mean, color="#1f77b4", linewidth=1.4, label=f"running mean of {k} episodes")
     ax.set_xlabel("environment steps")
-    ax.set_ylabel("return")
-    ax.set_title(f"learning curve: {run_dir.name}", fontsize=10)
+    ax.set_ylabel("episode return (env units)")
+    ax.set_title(f"learning curve: {_algo_label(run_dir)}", fontsize=10)
     ax.legend(fontsize=7)
     return _png(fig)
 
@@ -833,12 +826,17 @@ def render_html(boards: Sequence[TaskBoard], run_dirs: Sequence[str | Path] = ()
             f'<img alt="{html.escape(t.name)} bar chart" src="data:image/png;base64,{bar_chart(b)}">',
             "</section>",
         ]
-    curves = [(Path(d), learning_curve_plot(Path(d))) for d in sorted(map(str, run_dirs))]
+    curves = [(Path(d), learning_curve_plot(Path(d))) for d in sorted(set(map(str, run_dirs)))]
     if curves:
         parts.append('<h2 id="learning-curves">Learning curves</h2>')
+        parts.append("<p>Every algorithm logs the same tag, <code>episode/return</code>: the return of each "
+                     "finished training episode in the env's own units at the env step it ended "
+                     "(<code>schedgym/training/curves.py</code>); the line is a running mean.</p>")
         for d, png in curves:
             if png is None:
-                parts.append(f"<p>{html.escape(d.name)}: no return-like scalars found in its TensorBoard or CSV logs.</p>")
+                parts.append(f"<p>{html.escape(_algo_label(d))}: no <code>episode/return</code> points in its "
+                             "TensorBoard logs (a run trained before the common tag logged only a smoothed mean, "
+                             "which is not plotted beside per-episode returns).</p>")
             else:
                 parts.append(f'<img alt="learning curve {html.escape(d.name)}" src="data:image/png;base64,{png}">')
     parts.append("</body></html>\n")
@@ -855,8 +853,10 @@ def write_leaderboard(
     """Render ``out_dir/README.md`` and ``out_dir/index.html`` from the CSVs under ``results``.
 
     ``agents_dirs``: where agents' records (training budgets) are looked up first (see :func:`load_boards`).
+    Learning curves: ``run_dirs`` and the run directory of every agent on the board.
     """
     boards, report = load_boards(results, exclude, agents_dirs=agents_dirs)
+    run_dirs = [*run_dirs, *sorted({str(s.agent_dir) for b in boards for s in b.scores if s.agent_dir is not None})]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md, page = out / "README.md", out / "index.html"

@@ -62,6 +62,7 @@ def train(spec: TrainSpec) -> Path:
     from torch.utils.tensorboard import SummaryWriter
 
     from schedgym.evaluation import make_env
+    from schedgym.training.curves import log_episode
     from schedgym.training.progress import TrainProgress, main_metric_name
     from schedgym.training.rundir import RunDir
 
@@ -155,9 +156,7 @@ def train(spec: TrainSpec) -> Path:
                     selfplay_done = True
                 c = ray.get(storage.get_counters.remote())
                 for s in ray.get(storage.pop_new_stats.remote()):
-                    writer.add_scalar("episode/return", s["return"], c["played_steps"])
-                    for k, v in s["metrics"].items():
-                        writer.add_scalar(f"episode/{k}", v, c["played_steps"])
+                    log_episode(writer, c["played_steps"], s["return"], s["metrics"])
                 bar.update(c["played_steps"], ray.get(storage.recent_mean.remote()), metric_name,
                            ray.get(storage.recent_mean.remote(metric=metric_name)) if metric_name else None,
                            extra=f"learner updates {c['training_step']:,}/{target_updates:,}")

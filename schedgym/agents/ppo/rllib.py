@@ -71,6 +71,8 @@ RLLIB_DEFAULTS: dict[str, Any] = {
 _COUNTERS_FILE = "trainer_state.json"
 _LEARNER_STATE_FILE = "rllib_state.pt"
 _METRICS_KEY = "schedgym_metrics"
+#: Every finished episode's return (env units) since the last iteration: a series RLlib does not reduce.
+_RETURNS_KEY = "schedgym_episode_returns"
 
 
 def _check_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -133,13 +135,18 @@ def _metrics_callback_class() -> type:
     from ray.rllib.callbacks.callbacks import RLlibCallback
 
     class SchedgymMetricsCallback(RLlibCallback):
-        """Logs the numeric ``info["metrics"]`` of every finished episode (mean over the last 100)."""
+        """Logs the numeric ``info["metrics"]`` of every finished episode (mean over the last 100) and its
+        return in the env's own units (the series behind ``episode/return``)."""
 
         def on_episode_end(self, *, episode: Any, metrics_logger: Any = None, **kwargs: Any) -> None:
             if metrics_logger is None:
                 return
             info = episode.get_infos(-1)
             metrics = info.get("metrics") if isinstance(info, dict) else None
+            ret = info.get("episode_return") if isinstance(info, dict) else None  # EpisodeReturnInfo: env units
+            if ret is not None:
+                metrics_logger.log_value(_RETURNS_KEY, {"return": float(ret), "metrics": dict(metrics or {})},
+                                         reduce="item_series")
             for key, value in (metrics or {}).items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                     metrics_logger.log_value((_METRICS_KEY, key), float(value), reduce="mean", window=100)
@@ -155,10 +162,10 @@ def build_algo_config(env_id: str, env_kwargs: dict[str, Any], cfg: dict[str, An
     from schedgym.agents.ppo.rl_module import MaskedMLPTorchRLModule
     from schedgym.envs.core import ActionMaskObservation
 
-    from schedgym.agents.ppo.wrappers import RewardScale
+    from schedgym.agents.ppo.wrappers import EpisodeReturnInfo, RewardScale
 
     n_envs = cfg["num_envs_per_env_runner"] * max(1, cfg["num_env_runners"])
-    wrappers: list[Any] = [ActionMaskObservation]
+    wrappers: list[Any] = [ActionMaskObservation, EpisodeReturnInfo]
     if float(cfg["reward_scale"]) != 1.0:
         scale = float(cfg["reward_scale"])
         wrappers.append(functools.partial(RewardScale, scale=scale))
@@ -326,7 +333,10 @@ def train_rllib(spec: TrainSpec) -> Path:
     from torch.utils.tensorboard import SummaryWriter
 
     algo = None
+    from schedgym.training.curves import EPISODE_DIR, log_episode
+
     writer = SummaryWriter(str(run.tensorboard_dir / "rllib"))
+    episodes = SummaryWriter(str(run.tensorboard_dir / EPISODE_DIR))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -353,6 +363,9 @@ def train_rllib(spec: TrainSpec) -> Path:
                 metric_name = main_metric_name(env_id, metrics) if metrics else metric_name
                 metric_value = metrics.get(metric_name) if metric_name else None
                 _log_tensorboard(writer, result, step, metrics)
+                # Every episode that finished in this iteration, at the iteration's env step count.
+                for ep in _finished_episodes(result):
+                    log_episode(episodes, step, ep["return"], ep["metrics"])
                 bar.update(step, _finite(mean_return), metric_name, _finite(metric_value))
                 if step >= next_checkpoint:
                     _save_checkpoint(run, algo, step, cfg, meta)
@@ -364,6 +377,7 @@ def train_rllib(spec: TrainSpec) -> Path:
     finally:
         torch.set_num_threads(threads)
         writer.close()
+        episodes.close()
         if algo is not None:
             algo.stop()
         if started_ray:
@@ -371,6 +385,14 @@ def train_rllib(spec: TrainSpec) -> Path:
 
             ray.shutdown()
     return run.path
+
+
+def _finished_episodes(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The episodes of the iteration logged by the callback (RLlib returns a lone item unwrapped)."""
+    series = _result_value(result, "env_runners", _RETURNS_KEY)
+    if isinstance(series, dict):
+        series = [series]
+    return [ep for ep in series or () if isinstance(ep, dict) and "return" in ep]
 
 
 def _finite(value: Any) -> float | None:

@@ -171,12 +171,18 @@ def _train_sb3(spec: TrainSpec) -> Path:
         run.log("start", step=0)
     every = int(cfg["checkpoint_every_steps"])
 
-    class _Callback(BaseCallback):
-        """Progress bar, env metrics to TensorBoard, and checkpoints between rollouts."""
+    from torch.utils.tensorboard import SummaryWriter
 
-        def __init__(self, progress: TrainProgress) -> None:
+    from schedgym.training.curves import EPISODE_DIR, log_episode
+
+    class _Callback(BaseCallback):
+        """Progress bar, env metrics and every episode's return (``episode/return``) to TensorBoard, and
+        checkpoints between rollouts."""
+
+        def __init__(self, progress: TrainProgress, episodes: Any) -> None:
             super().__init__()
             self.progress = progress
+            self.episodes = episodes
             self.next_checkpoint = (start_step // every + 1) * every
             self.metric_name: str | None = main_metric_name(env_id)
             self.metric_values: list[float] = []
@@ -189,6 +195,8 @@ def _train_sb3(spec: TrainSpec) -> Path:
 
         def _on_step(self) -> bool:
             for done, info in zip(self.locals["dones"], self.locals["infos"]):
+                if done and "episode" in info:  # the Monitor's record: the return in the env's own units
+                    log_episode(self.episodes, self.model.num_timesteps, info["episode"]["r"], info.get("metrics"))
                 metrics = info.get("metrics") if done else None
                 if not metrics:
                     continue
@@ -210,7 +218,12 @@ def _train_sb3(spec: TrainSpec) -> Path:
     with TrainProgress(spec.timesteps, start_step, enabled=spec.progress, description=f"ppo/sb3 {env_id}") as bar:
         remaining = max(spec.timesteps - start_step, 0)
         if remaining > 0:
-            model.learn(total_timesteps=remaining, callback=_Callback(bar), reset_num_timesteps=False, tb_log_name="sb3")
+            episodes = SummaryWriter(str(run.tensorboard_dir / EPISODE_DIR))
+            try:
+                model.learn(total_timesteps=remaining, callback=_Callback(bar, episodes), reset_num_timesteps=False,
+                            tb_log_name="sb3")
+            finally:
+                episodes.close()
     final = run.latest_checkpoint()
     if final is None or RunDir.checkpoint_step(final) != model.num_timesteps:
         _save_checkpoint(run, model, cfg, meta)

@@ -6,7 +6,7 @@ from typing import SupportsFloat
 
 import gymnasium as gym
 
-__all__ = ["RewardScale"]
+__all__ = ["EpisodeReturnInfo", "RewardScale"]
 
 
 class RewardScale(gym.RewardWrapper):
@@ -24,3 +24,27 @@ class RewardScale(gym.RewardWrapper):
 
     def reward(self, reward: SupportsFloat) -> float:
         return float(reward) * self.scale
+
+
+class EpisodeReturnInfo(gym.Wrapper):
+    """Put the episode's undiscounted return in ``info["episode_return"]`` on its last step.
+
+    Why: RLlib hands its ``on_episode_end`` callback the episode's last chunk, whose ``get_return()`` covers
+    only the steps since the last rollout fragment; this wrapper sums every reward of the episode (inside
+    ``RewardScale``, so in the env's own units) for the ``episode/return`` learning curve.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self._return = 0.0
+
+    def reset(self, **kwargs):  # type: ignore[no-untyped-def]
+        self._return = 0.0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):  # type: ignore[no-untyped-def]
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._return += float(reward)
+        if terminated or truncated:
+            info = {**info, "episode_return": self._return}
+        return obs, reward, terminated, truncated, info
