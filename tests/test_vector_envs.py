@@ -141,3 +141,72 @@ def test_registered_vector_entry_points_build() -> None:
         assert obs.shape == (3, *vec.single_observation_space.shape)
         assert info["action_mask"].shape == (3, vec.single_action_space.n)
         vec.close()
+
+
+MEMORY = "schedgym/MemoryMapping-v0"
+MEMORY_CASES = [
+    pytest.param({"instance": "minimalloc:A", "K": 4}, 400, id="minimalloc-place"),  # episodes end together
+    pytest.param({"instance": "minimalloc:B", "action_mode": "order", "invalid_action_penalty": 0.5}, 400,
+                 id="minimalloc-order-penalty"),  # fmt: skip
+    pytest.param({"instance": "random", "n_buffers": 30, "action_mode": "order", "K": 5, "capacity": 0.3}, 300,
+                 id="random-order"),  # fmt: skip
+    pytest.param({"instance": "random", "planted": True, "n_buffers": 25, "K": 3}, 200, id="planted-place"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "n_steps"), MEMORY_CASES)
+def test_memory_mapping_vector_equals_single_envs(kwargs: dict[str, Any], n_steps: int) -> None:
+    from schedgym.envs.memory_mapping.vector import MemoryMappingVectorEnv
+
+    vec = gym.make_vec(MEMORY, num_envs=N_ENVS, vectorization_mode="vector_entry_point", **kwargs)
+    assert isinstance(vec.unwrapped, MemoryMappingVectorEnv)
+    assert vec.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    singles = [gym.make(MEMORY, **kwargs) for _ in range(N_ENVS)]
+    sync = gym.vector.SyncVectorEnv([lambda env=env: env for env in singles], copy=True)
+    obs_v, info_v = vec.reset(seed=11)
+    obs_s, info_s = sync.reset(seed=11)
+    np.testing.assert_array_equal(obs_v, obs_s)
+    assert obs_v.dtype == np.float32 and info_v["action_mask"].shape == (N_ENVS, singles[0].action_space.n)
+    assert_same(info_v, info_s, "reset info")
+    rng = np.random.default_rng(5)
+    n_done = n_invalid = 0
+    autoreset_seen = False
+    prev_done = np.zeros(N_ENVS, dtype=bool)
+    for t in range(n_steps):
+        actions: np.ndarray = np.full(N_ENVS, 0.0) if t == 7 else draw_actions(rng, info_v["action_mask"], t)
+        out_v = vec.step(actions)
+        out_s = sync.step(actions)
+        for name, a, b in zip(("obs", "reward", "terminated", "truncated"), out_v[:4], out_s[:4]):
+            assert a.shape == b.shape and a.dtype == b.dtype, (t, name, a.dtype, b.dtype)
+            np.testing.assert_array_equal(a, b, err_msg=f"step {t}: {name}")
+        assert_same(out_v[4], out_s[4], f"step {t} info")
+        np.testing.assert_array_equal(vec.unwrapped.action_masks(), np.stack([e.unwrapped.action_masks() for e in singles]))
+        info_v = out_v[4]
+        autoreset_seen |= bool(prev_done.any())
+        prev_done = out_v[2] | out_v[3]
+        n_done += int(prev_done.sum())
+        n_invalid += int(info_v.get("invalid_action", np.zeros(1, bool)).sum())
+    assert autoreset_seen and n_done >= N_ENVS, "the rollout must cover autoresets"
+    assert n_invalid > 0
+    vec.close()
+    sync.close()
+
+
+def test_memory_mapping_vector_time_limit_and_seeding() -> None:
+    vec = gym.make_vec(MEMORY, num_envs=2, vectorization_mode="vector_entry_point", n_buffers=20, max_episode_steps=3)
+    single = gym.make(MEMORY, n_buffers=20)
+    obs1, _ = single.reset(seed=9)
+    obs, info = vec.reset(seed=[5, 9])
+    np.testing.assert_array_equal(obs[1], obs1)
+    for _ in range(3):
+        _, _, terminated, truncated, info = vec.step(info["action_mask"].argmax(axis=1))
+    assert truncated.all() and not terminated.any() and info["_metrics"].all()
+    assert set(k for k in info["metrics"] if not k.startswith("_")) == set(single.unwrapped.metrics())
+    _, reward, terminated, truncated, info = vec.step(np.zeros(2, dtype=np.int64))
+    assert not terminated.any() and not truncated.any() and (reward == 0).all() and "metrics" not in info
+    assert "action" not in info and "invalid_action" not in info  # every sub-env was reset, none stepped
+    with pytest.raises(ValueError):
+        vec.step(np.zeros(3, dtype=np.int64))
+    with pytest.raises(ValueError):
+        gym.make_vec(MEMORY, num_envs=2, vectorization_mode="vector_entry_point", render_mode="ansi")
+    assert gym.make(MEMORY, n_buffers=20).spec.max_episode_steps == 20

@@ -56,6 +56,7 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         horizon="n buffers (200 by default), from the kwargs",
         horizon_from_kwargs=True,
         test_kwargs={"instance": "random", "n_buffers": 40},
+        vector_entry_point="schedgym.envs.memory_mapping.vector:MemoryMappingVectorEnv",
     ),
     EnvEntry(
         id="schedgym/GPUAutoscaling-v1",
@@ -85,7 +86,8 @@ def register_envs() -> None:
         # EpisodeMetricsOnTruncation: a TimeLimit added by ``gym.make(id, max_episode_steps=N)`` then truncates
         # without ``info["metrics"]`` (read ``env.unwrapped.metrics()``); the vector env's own
         # ``max_episode_steps`` does add them.
-        # EnvHorizonLimit (a TimeLimit at the kwargs' own horizon) goes inside EpisodeMetricsOnTruncation.
+        # EnvHorizonLimit (a TimeLimit at the kwargs' own horizon) goes inside EpisodeMetricsOnTruncation; an id
+        # with a native vector env reports its horizon in ``spec.max_episode_steps`` itself (MemoryMappingEnv.spec).
         wrappers = () if entry.vector_entry_point else (
             (ENV_HORIZON_WRAPPER_SPEC,) if entry.horizon_from_kwargs else ()) + (EPISODE_METRICS_WRAPPER_SPEC,)
         gym.register(id=entry.id, entry_point=entry.entry_point, max_episode_steps=entry.max_episode_steps,

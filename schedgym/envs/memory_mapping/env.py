@@ -6,15 +6,18 @@ mallocGame and mallocMuZero) and XLA's memory-space assignment, whose best-fit h
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 from typing import Any
 
 import gymnasium as gym
-import numba
 import numpy as np
+from gymnasium.envs.registration import EnvSpec
 
 from schedgym.envs.core import SchedEnv, check_bool, check_choice, check_int
-from schedgym.envs.memory_mapping import geometry
-from schedgym.envs.memory_mapping.geometry import NO_FIT, ORDERS, PreparedInstance, prepare
+from schedgym.envs.core.base import integral_action
+from schedgym.envs.memory_mapping import dynamics as dyn
+from schedgym.envs.memory_mapping.geometry import ORDERS, PreparedInstance, prepare
 from schedgym.envs.memory_mapping.instances import resolve_instance
 from schedgym.envs.memory_mapping.types import Instance, MappingState
 
@@ -23,9 +26,8 @@ __all__ = ["MemoryMappingEnv"]
 ACTION_MODES = ("place", "order")
 BUFFER_FEATURES = 5  # size, start, end, benefit density, rank
 CANDIDATE_FEATURES = BUFFER_FEATURES + 5  # + offset, gap, waste, touches, leftover
-IMAGE_BINS = 16
+IMAGE_BINS = dyn.IMAGE_BINS
 GLOBAL_FEATURES = 3
-_UNIT_EDGES = np.linspace(0.0, 1.0, IMAGE_BINS + 1)
 
 
 class MemoryMappingEnv(SchedEnv):
@@ -185,6 +187,11 @@ class MemoryMappingEnv(SchedEnv):
         obs_dim = BUFFER_FEATURES + CANDIDATE_FEATURES * self.K + IMAGE_BINS * IMAGE_BINS + GLOBAL_FEATURES
         self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(obs_dim,), dtype=np.float32)
         self.state: MappingState | None = None
+        self._obs_dim = obs_dim
+        self._mode = dyn.PLACE if self.action_mode == "place" else dyn.ORDER
+        # Where kernels called for their side effects (reset, _apply) write an observation and mask.
+        self._obs_scratch = np.empty(obs_dim, dtype=np.float32)
+        self._mask_scratch = np.empty(K1, dtype=np.int8)
 
     # ------------------------------------------------------------------ public read-only views
     @property
@@ -214,7 +221,7 @@ class MemoryMappingEnv(SchedEnv):
         st = self.state
         return int(st.prep.order[st.cursor]) if st.cursor < st.prep.inst.n else -1
 
-    # ------------------------------------------------------------------ dynamics
+    # ------------------------------------------------------------------ dynamics (dynamics.py)
     def _reset(self, options: dict[str, Any] | None) -> None:
         if self._fixed is not None:
             prep = self._fixed
@@ -222,79 +229,64 @@ class MemoryMappingEnv(SchedEnv):
             inst = resolve_instance("random", self._capacity, self.np_random, self._generator_kwargs, self.planted)
             prep = prepare(inst, self.order)
         inst = prep.inst
-        n = inst.n
-        load = np.zeros(prep.n_time_bins, dtype=np.float64)
-        np.add.at(load, _expand_bins(prep.bin_lo, prep.bin_hi), np.repeat(inst.size, prep.bin_hi - prep.bin_lo))
-        mvo = np.where(inst.size <= inst.capacity, 0, NO_FIT).astype(np.int64)
-        self.state = MappingState(
+        n, K = inst.n, self.K
+        if self.action_mode == "order" and not np.any(inst.size <= inst.capacity):
+            raise ValueError(
+                f"no buffer of {inst.name} fits in capacity {inst.capacity} bytes: nothing to decide in order mode"
+            )
+        i64 = np.int64
+        st = MappingState(
             prep=prep,
             decided=np.zeros(n, dtype=bool),
             placed=np.zeros(n, dtype=bool),
-            offset=np.full(n, -1, dtype=np.int64),
-            min_viable_offset=mvo,
-            viable_gap_lo=np.zeros(n, dtype=np.int64),
-            viable_gap_hi=np.full(n, inst.capacity, dtype=np.int64),
-            undecided_load=load,
-            cursor=0,
-            cand_buffer=np.full(self.K, -1, dtype=np.int64),
-            cand_offset=np.full(self.K, -1, dtype=np.int64),
-            cand_gap_lo=np.zeros(self.K, dtype=np.int64),
-            cand_gap_hi=np.zeros(self.K, dtype=np.int64),
-            n_candidates=0,
+            offset=np.empty(n, dtype=i64),
+            min_viable_offset=np.empty(n, dtype=i64),
+            viable_gap_lo=np.empty(n, dtype=i64),
+            viable_gap_hi=np.empty(n, dtype=i64),
+            undecided_load=np.empty(prep.n_time_bins, dtype=np.float64),
+            cand_buffer=np.empty(K, dtype=i64),
+            cand_offset=np.empty(K, dtype=i64),
+            cand_gap_lo=np.empty(K, dtype=i64),
+            cand_gap_hi=np.empty(K, dtype=i64),
+            counters=np.zeros(dyn.N_COUNTERS, dtype=i64),
+            totals=np.zeros(dyn.N_TOTALS, dtype=np.float64),
         )
-        if self.action_mode == "order":
-            too_big = np.flatnonzero(mvo == NO_FIT)
-            if too_big.size == n:
-                raise ValueError(
-                    f"no buffer of {inst.name} fits in capacity {inst.capacity} bytes: nothing to decide in order mode"
-                )
-            for b in too_big:
-                self._discard(int(b))
-            self.state.n_auto_discarded = int(too_big.size)
-        self._refresh_candidates()
+        self.state = st
+        dyn.begin_one(self._mode, *_scalars(prep), prep.kernel_arrays, _STATE_ARRAYS(st), self._obs_scratch,
+                      self._mask_scratch)  # fmt: skip
 
-    def _refresh_candidates(self) -> None:
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """:meth:`SchedEnv.step` in one kernel call (same contract, same results)."""
+        st = self.state
+        if st is None:
+            raise RuntimeError("call reset() before step()")
+        if self._episode_over:
+            raise RuntimeError("the episode is over: call reset() before stepping again")
+        a = action if type(action) is int else integral_action(action)
+        valid = a is not None and -_INT64_LIMIT < a < _INT64_LIMIT
+        prep = st.prep
+        obs = np.empty(self._obs_dim, dtype=np.float32)
+        mask = np.empty(self.K + 1, dtype=np.int8)
+        reward, terminated, executed, invalid = dyn.step_one(
+            a if valid else 0, valid, self.invalid_action_penalty, True, self._mode, *_scalars(prep),
+            prep.kernel_arrays, _STATE_ARRAYS(st), obs, mask,
+        )
+        info = {"benefit_source": prep.inst.benefit_source, "invalid_action": invalid, "action": executed,
+                "action_mask": mask}  # fmt: skip
+        if terminated:
+            self._episode_over = True
+            info["metrics"] = self.metrics()
+        return obs, reward, terminated, False, info
+
+    def _apply(self, action: int) -> tuple[float, bool, bool, dict[str, Any]]:
+        """Play a legal ``action`` (no observation is written): ``(reward, terminated, False, {})``."""
         st = self.state
         prep = st.prep
-        st.cand_buffer[:] = -1
-        st.cand_offset[:] = -1
-        st.cand_gap_lo[:] = 0
-        st.cand_gap_hi[:] = 0
-        if self.action_mode == "place":
-            if st.cursor >= prep.inst.n:
-                st.n_candidates = 0
-                return
-            b = int(prep.order[st.cursor])
-            offs, lo, hi = geometry.candidate_offsets(prep, b, st.placed, st.offset)
-            k = min(self.K, offs.size)
-            if offs.size > self.K:
-                # The last slot shows the lowest feasible offset when the K best-fit ones miss it, so
-                # that first fit (and MiniMalloc-style canonical packings) stay reachable with any K.
-                lowest = int(np.argmin(offs))
-                if lowest >= self.K:
-                    keep = np.r_[np.arange(self.K - 1), lowest]
-                    offs, lo, hi = offs[keep], lo[keep], hi[keep]
-            st.cand_buffer[:k] = b
-            st.cand_offset[:k], st.cand_gap_lo[:k], st.cand_gap_hi[:k] = offs[:k], lo[:k], hi[:k]
-            st.n_candidates = k
-            return
-        live = np.flatnonzero(~st.decided)
-        if live.size == 0:
-            st.n_candidates = 0
-            return
-        key = st.min_viable_offset[live] * prep.inst.n + prep.rank[live]
-        k = min(self.K, live.size)
-        if live.size > k:
-            part = np.argpartition(key, k - 1)[:k]
-            part = part[np.argsort(key[part])]
-        else:
-            part = np.argsort(key)
-        chosen = live[part]
-        st.cand_buffer[:k] = chosen
-        st.cand_offset[:k] = st.min_viable_offset[chosen]
-        st.cand_gap_lo[:k] = st.viable_gap_lo[chosen]
-        st.cand_gap_hi[:k] = st.viable_gap_hi[chosen]
-        st.n_candidates = k
+        reward, terminated, _, _ = dyn.step_one(
+            int(action), True, 0.0, False, self._mode, *_scalars(prep), prep.kernel_arrays, _STATE_ARRAYS(st),
+            self._obs_scratch, self._mask_scratch,
+        )
+        return reward, terminated, False, {}
 
     def _action_mask(self) -> np.ndarray:
         mask = np.zeros(self.K + 1, dtype=bool)
@@ -305,117 +297,24 @@ class MemoryMappingEnv(SchedEnv):
     def _default_action(self) -> int:
         return 0 if self.state.n_candidates > 0 else self.K
 
-    def _place(self, b: int, x: int) -> float:
-        st = self.state
-        inst = st.prep.inst
-        st.placed[b] = True
-        st.offset[b] = x
-        st.benefit_placed += float(inst.benefit[b])
-        st.area_placed += float(inst.size[b] * (inst.end[b] - inst.start[b]))
-        st.n_placed += 1
-        st.peak_fast_bytes = max(st.peak_fast_bytes, int(x + inst.size[b]))
-        self._mark_decided(b)
-        return float(inst.benefit[b]) / st.prep.total_benefit if st.prep.total_benefit > 0 else 0.0
-
-    def _discard(self, b: int) -> None:
-        self._mark_decided(b)
-
-    def _mark_decided(self, b: int) -> None:
-        st = self.state
-        st.decided[b] = True
-        st.n_decided += 1
-        st.undecided_load[st.prep.bin_lo[b] : st.prep.bin_hi[b]] -= st.prep.inst.size[b]
-
-    def _apply(self, action: int) -> tuple[float, bool, bool, dict[str, Any]]:
-        st = self.state
-        prep = st.prep
-        n = prep.inst.n
-        reward = 0.0
-        if self.action_mode == "place":
-            b = int(prep.order[st.cursor])
-            if action < self.K:
-                reward = self._place(b, int(st.cand_offset[action]))
-            else:
-                self._discard(b)
-            st.cursor += 1
-            terminated = st.cursor >= n
-        else:
-            if action < self.K:
-                b = int(st.cand_buffer[action])
-                x = int(st.min_viable_offset[b])
-                reward = self._place(b, x)
-                self._update_viable_offsets(b, x)
-            else:
-                self._discard(int(st.cand_buffer[0]))
-            terminated = st.n_decided >= n
-        if not terminated:
-            self._refresh_candidates()
-        else:
-            st.n_candidates = 0
-        return reward, terminated, False, {}
-
-    def _update_viable_offsets(self, b: int, x: int) -> None:
-        """Order mode: only undecided neighbours of the buffer just placed can change. Those whose viable
-        slot it overlaps are recomputed; for the others it can only narrow the free gap around the slot."""
-        st = self.state
-        prep = st.prep
-        size = prep.inst.size
-        nb = prep.neighbours(b)
-        nb = nb[~st.decided[nb]]
-        mvo = st.min_viable_offset[nb]
-        top = x + int(size[b])
-        overlaps = (mvo < top) & (mvo + size[nb] > x)
-        rest, rest_mvo = nb[~overlaps], mvo[~overlaps]
-        below = top <= rest_mvo
-        st.viable_gap_lo[rest[below]] = np.maximum(st.viable_gap_lo[rest[below]], top)
-        above = ~below
-        st.viable_gap_hi[rest[above]] = np.minimum(st.viable_gap_hi[rest[above]], x)
-        for k in nb[overlaps]:
-            k = int(k)
-            v, lo, hi = geometry.lowest_fit(prep, k, st.placed, st.offset)
-            st.min_viable_offset[k], st.viable_gap_lo[k], st.viable_gap_hi[k] = v, lo, hi
-            if v == NO_FIT:
-                self._discard(k)
-                st.n_auto_discarded += 1
-
-    # ------------------------------------------------------------------ observation
-    def _buffer_features(self, b: np.ndarray) -> np.ndarray:
-        return self.state.prep.buffer_features[b]
-
     def _observe(self) -> np.ndarray:
         st = self.state
         prep = st.prep
-        inst = prep.inst
-        k = st.n_candidates
-        focus = self.current_buffer() if self.action_mode == "place" else (int(st.cand_buffer[0]) if k else -1)
-        image = self._occupancy_image(focus) if focus >= 0 else _NO_IMAGE
-        obs = np.empty(self.observation_space.shape, dtype=np.float32)
-        _fill_observation(
-            obs, prep.buffer_features, st.cand_buffer, st.cand_offset, st.cand_gap_lo, st.cand_gap_hi, k, inst.size,
-            float(inst.capacity), focus, image, st.n_decided / max(inst.n, 1),
-            st.benefit_placed / prep.total_benefit if prep.total_benefit > 0 else 0.0,
-            min(float(st.undecided_load.max()) / float(inst.capacity), 4.0) / 4.0,
-        )
+        obs = np.empty(self._obs_dim, dtype=np.float32)
+        dyn.observe_one(self._mode, *_scalars(prep), prep.kernel_arrays, _STATE_ARRAYS(st), obs, self._mask_scratch)
         return obs
 
-    def _occupancy_image(self, b: int) -> np.ndarray:
-        st = self.state
-        prep = st.prep
-        inst = prep.inst
-        if prep.indptr is not None:  # compiled; the numpy code below is the fallback for huge graphs
-            return geometry.occupancy_image(
-                b, prep.indptr, prep.indices, st.placed, st.offset, inst.size, inst.start, inst.end, inst.capacity,
-                IMAGE_BINS,
-            )
-        nb = prep.neighbours(b)
-        nb = nb[st.placed[nb]]
-        if nb.size == 0:
-            return np.zeros((IMAGE_BINS, IMAGE_BINS))
-        t_edges = inst.start[b] + (inst.end[b] - inst.start[b]) * _UNIT_EDGES
-        a_edges = float(inst.capacity) * _UNIT_EDGES
-        t_cov = _coverage(inst.start[nb], inst.end[nb], t_edges)
-        a_cov = _coverage(st.offset[nb], st.offset[nb] + inst.size[nb], a_edges)
-        return np.clip(t_cov.T @ a_cov, 0.0, 1.0)
+    @property
+    def spec(self) -> EnvSpec | None:
+        """The spec ``gym.make`` gives the env, with ``max_episode_steps`` = :attr:`horizon_steps` (the
+        episode always ends by then) unless a limit is set: no ``TimeLimit`` wrapper is needed for it."""
+        return self.__dict__.get("_spec")
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        if value is not None and value.max_episode_steps is None:
+            value = dataclasses.replace(value, max_episode_steps=self.horizon_steps)
+        self._spec = value
 
     # ------------------------------------------------------------------ metrics, info, render
     def _extra_info(self) -> dict[str, Any]:
@@ -456,53 +355,10 @@ class MemoryMappingEnv(SchedEnv):
         return render_rgb(self)
 
 
-_NO_IMAGE = np.zeros((IMAGE_BINS, IMAGE_BINS))
+_STATE_ARRAYS = operator.attrgetter(*dyn.STATE_FIELDS)
+_INT64_LIMIT = 2**63
 
 
-@numba.njit(cache=True)
-def _fill_observation(obs, features, cand_buffer, cand_offset, cand_lo, cand_hi, k, size, cap, focus, image,
-                      decided_frac, benefit_frac, load_frac):
-    """Write the flat observation (layout in the class docstring) into ``obs`` (float32), clipped to [0, 1]."""
-    obs[:] = 0.0
-    nf = features.shape[1]
-    if focus >= 0:
-        for f in range(nf):
-            obs[f] = min(max(features[focus, f], 0.0), 1.0)
-    n_cand = cand_buffer.shape[0]
-    width = nf + 5
-    for j in range(k):
-        b = cand_buffer[j]
-        base = nf + j * width
-        for f in range(nf):
-            obs[base + f] = min(max(features[b, f], 0.0), 1.0)
-        x, lo, hi, s = cand_offset[j], cand_lo[j], cand_hi[j], size[b]
-        gap = hi - lo
-        touches = ((1.0 if x == lo else 0.0) + (1.0 if x + s == hi else 0.0)) / 2.0
-        vals = (x / cap, gap / cap, (gap - s) / cap, touches, max(x - lo, hi - x - s) / cap)
-        for f in range(5):
-            obs[base + nf + f] = min(max(vals[f], 0.0), 1.0)
-    pos = nf + n_cand * width
-    if focus >= 0:
-        bins = image.shape[0]
-        for p in range(bins):
-            for q in range(bins):
-                obs[pos + p * bins + q] = min(max(image[p, q], 0.0), 1.0)
-        pos += bins * bins
-    else:
-        pos += image.shape[0] * image.shape[1]
-    obs[pos] = min(max(decided_frac, 0.0), 1.0)
-    obs[pos + 1] = min(max(benefit_frac, 0.0), 1.0)
-    obs[pos + 2] = min(max(load_frac, 0.0), 1.0)
-
-
-def _expand_bins(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    counts = hi - lo
-    return np.repeat(lo, counts) + (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts))
-
-
-def _coverage(a: np.ndarray, b: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Fraction of each bin of ``edges`` covered by each interval ``[a, b)``: shape (len(a), bins)."""
-    lo = np.maximum(a[:, None], edges[None, :-1])
-    hi = np.minimum(b[:, None], edges[None, 1:])
-    width = np.maximum(edges[1:] - edges[:-1], 1e-12)
-    return np.clip(hi - lo, 0.0, None) / width[None, :]
+def _scalars(prep: PreparedInstance) -> tuple[int, float, bool]:
+    """``(capacity, total_benefit, has_graph)`` of an instance, as the kernels take them."""
+    return prep.inst.capacity, prep.total_benefit, prep.indptr is not None

@@ -1,17 +1,17 @@
-"""Feasibility in the time x address plane, shared by both action modes and the baselines.
+"""The immutable indexes of an instance, shared by both action modes and the baselines.
 
 Two buffers conflict when their live ranges overlap; the conflict graph of an instance is fixed, so it is
-built once per instance (a CSR adjacency, by a sweep over sorted start times) and each step only looks at
-the placed neighbours of one buffer: O(live neighbours) numpy work, never a scan of all n buffers.
+built once per instance (a CSR adjacency, by a sweep over sorted start times) and each step (``dynamics.py``)
+only looks at the placed neighbours of one buffer, never a scan of all n buffers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
+from schedgym.envs.memory_mapping.dynamics import NO_FIT
 from schedgym.envs.memory_mapping.types import Instance
 
 __all__ = ["ORDERS", "priority_order", "PreparedInstance", "prepare", "NO_FIT"]
@@ -19,7 +19,6 @@ __all__ = ["ORDERS", "priority_order", "PreparedInstance", "prepare", "NO_FIT"]
 #: Buffer presentation orders (kwarg ``order``). ``xla`` is XLA's memory-boundedness order; ``size``
 #: and ``lifetime`` are the spatial and temporal orders of XLA's heap simulator.
 ORDERS = ("xla", "start", "size", "lifetime", "area")
-NO_FIT = np.iinfo(np.int64).max // 4  # "does not fit below the capacity"
 _MAX_EDGES = 60_000_000  # above this the conflict graph is not materialised (memory), see `neighbours`
 
 
@@ -60,6 +59,11 @@ class PreparedInstance:
     #: (n, 5) float64 per-buffer observation features: size / C, start and end / horizon, benefit
     #: density / max density, rank / n (fixed per instance, so computed once).
     buffer_features: np.ndarray
+    #: (n_time_bins,) float64 bytes of every buffer per coarse time bin (the undecided load at reset).
+    load0: np.ndarray
+    #: The instance's arrays in ``dynamics.INST_FIELDS`` order, as the kernels take them (an empty CSR
+    #: when the conflict graph is not materialised).
+    kernel_arrays: tuple
 
     def __deepcopy__(self, memo: dict) -> PreparedInstance:
         return self  # immutable: snapshots share it
@@ -127,6 +131,15 @@ def prepare(inst: Instance, order: str, n_time_bins: int = 64) -> PreparedInstan
         ],
         axis=1,
     )
+    bin_lo = bin_lo.astype(np.int64)
+    bin_hi = np.minimum(bin_hi, n_time_bins).astype(np.int64)
+    load0 = np.zeros(n_time_bins, dtype=np.float64)
+    np.add.at(load0, _expand_bins(bin_lo, bin_hi), np.repeat(inst.size, bin_hi - bin_lo))
+    indptr = np.zeros(inst.n + 1, dtype=np.int64) if graph is None else graph[0]
+    indices = np.zeros(0, dtype=np.int32) if graph is None else graph[1]
+    i64 = [np.ascontiguousarray(x, dtype=np.int64) for x in (inst.size, inst.start, inst.end, inst.alignment)]
+    kernel_arrays = (*i64, np.ascontiguousarray(inst.benefit, dtype=np.float64), perm.astype(np.int64), rank, bin_lo,
+                     bin_hi, np.ascontiguousarray(features), indptr, indices, load0)  # fmt: skip
     return PreparedInstance(
         inst=inst,
         order=perm,
@@ -136,180 +149,15 @@ def prepare(inst: Instance, order: str, n_time_bins: int = 64) -> PreparedInstan
         total_benefit=float(inst.benefit.sum()),
         total_area=float((inst.size * (inst.end - inst.start)).sum()),
         n_time_bins=n_time_bins,
-        bin_lo=bin_lo.astype(np.int64),
-        bin_hi=np.minimum(bin_hi, n_time_bins).astype(np.int64),
+        bin_lo=bin_lo,
+        bin_hi=bin_hi,
         max_benefit_density=max_density,
         buffer_features=features,
+        load0=load0,
+        kernel_arrays=kernel_arrays,
     )
 
 
-def placed_neighbours(prep: PreparedInstance, i: int, placed: np.ndarray, offset: np.ndarray):
-    """(offsets, sizes) of the placed buffers that conflict with ``i``, sorted by offset."""
-    nb = prep.neighbours(i)
-    nb = nb[placed[nb]]
-    x = offset[nb]
-    o = np.argsort(x, kind="stable")
-    return x[o], prep.inst.size[nb][o]
-
-
-@numba.njit(cache=True)
-def _candidate_offsets_kernel(i, indptr, indices, placed, offset, size, s, a, cap):
-    m = 0
-    for e in range(indptr[i], indptr[i + 1]):
-        if placed[indices[e]]:
-            m += 1
-    xs = np.empty(m, np.int64)
-    tops = np.empty(m, np.int64)
-    k = 0
-    for e in range(indptr[i], indptr[i + 1]):
-        j = indices[e]
-        if placed[j]:
-            xs[k] = offset[j]
-            tops[k] = offset[j] + size[j]
-            k += 1
-    raw = np.empty(2 * m + 2, np.int64)
-    raw[0] = 0
-    raw[1] = ((cap - s) // a) * a
-    for k in range(m):
-        raw[2 + k] = -((-tops[k]) // a) * a
-        raw[2 + m + k] = ((xs[k] - s) // a) * a
-    raw = np.unique(raw)
-    cand = np.empty(raw.shape[0], np.int64)
-    below = np.empty(raw.shape[0], np.int64)
-    above = np.empty(raw.shape[0], np.int64)
-    n = 0
-    for c in raw:
-        if c < 0 or c + s > cap:
-            continue
-        lo = 0
-        hi = cap
-        ok = True
-        for k in range(m):
-            if c < tops[k] and c + s > xs[k]:
-                ok = False
-                break
-            if tops[k] <= c and tops[k] > lo:
-                lo = tops[k]
-            if xs[k] >= c + s and xs[k] < hi:
-                hi = xs[k]
-        if ok:
-            cand[n] = c
-            below[n] = lo
-            above[n] = hi
-            n += 1
-    cand, below, above = cand[:n], below[:n], above[:n]
-    o = np.argsort(above - below, kind="mergesort")  # `cand` ascending already (np.unique): stable
-    return cand[o], below[o], above[o]
-
-
-def candidate_offsets(
-    prep: PreparedInstance, i: int, placed: np.ndarray, offset: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Canonical feasible offsets of buffer ``i`` sorted best-fit first, with their gap bounds.
-
-    Candidates: 0, the top of every placed conflicting buffer ("rest on"), ``x_j - s_i`` ("hang below")
-    and ``C - s_i``, aligned and kept if the buffer fits there. Sorted by the size of the free gap they sit
-    in (smallest first), ties by lower offset. Returns ``(offsets, gap_lo, gap_hi)``. Compiled (numba)
-    when the conflict graph is materialised; numpy otherwise.
-    """
-    inst = prep.inst
-    if prep.indptr is not None:
-        return _candidate_offsets_kernel(
-            int(i), prep.indptr, prep.indices, placed, offset, inst.size, int(inst.size[i]), int(inst.alignment[i]),
-            int(inst.capacity),
-        )
-    s, a, cap = int(inst.size[i]), int(inst.alignment[i]), int(inst.capacity)
-    xs, ss = placed_neighbours(prep, i, placed, offset)
-    tops = xs + ss
-    up = np.concatenate([[0], tops])
-    up = -(-up // a) * a  # align up
-    down = np.concatenate([xs - s, [cap - s]])
-    down = (down // a) * a  # align down
-    cand = np.unique(np.concatenate([up, down]))
-    cand = cand[(cand >= 0) & (cand + s <= cap)]
-    if cand.size == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, empty
-    if xs.size:
-        clash = (cand[:, None] < tops[None, :]) & (cand[:, None] + s > xs[None, :])
-        cand = cand[~clash.any(axis=1)]
-        if cand.size == 0:
-            empty = np.empty(0, dtype=np.int64)
-            return empty, empty, empty
-        # Gap bounds: highest top at or below the candidate, lowest bottom at or above its end.
-        below = np.where(tops[None, :] <= cand[:, None], tops[None, :], 0).max(axis=1)
-        above = np.where(xs[None, :] >= cand[:, None] + s, xs[None, :], cap).min(axis=1)
-    else:
-        below = np.zeros_like(cand)
-        above = np.full_like(cand, cap)
-    gap = above - below
-    o = np.lexsort((cand, gap))
-    return cand[o], below[o], above[o]
-
-
-@numba.njit(cache=True)
-def _coverage_1d(a, b, lo, hi, bins, out):
-    """``out[k, q]``: fraction of bin ``q`` of ``[lo, hi)`` cut in ``bins`` equal bins that ``[a[k], b[k])``
-    covers (edges ``lo + (hi - lo) * q / bins``, as ``np.linspace`` makes them)."""
-    for q in range(bins):
-        e0 = lo + (hi - lo) * (q / bins)
-        e1 = lo + (hi - lo) * ((q + 1) / bins)
-        width = max(e1 - e0, 1e-12)
-        for k in range(a.shape[0]):
-            c = min(b[k], e1) - max(a[k], e0)
-            out[k, q] = c / width if c > 0 else 0.0
-
-
-@numba.njit(cache=True)
-def occupancy_image(i, indptr, indices, placed, offset, size, start, end, cap, bins):
-    """``bins x bins`` occupancy of the time x address plane over buffer ``i``'s live range (time-major):
-    the share of each cell covered by placed buffers that overlap ``i`` in time, clipped to [0, 1]."""
-    m = 0
-    for e in range(indptr[i], indptr[i + 1]):
-        if placed[indices[e]]:
-            m += 1
-    t0 = np.empty(m)
-    t1 = np.empty(m)
-    x0 = np.empty(m)
-    x1 = np.empty(m)
-    k = 0
-    for e in range(indptr[i], indptr[i + 1]):
-        j = indices[e]
-        if placed[j]:
-            t0[k] = start[j]
-            t1[k] = end[j]
-            x0[k] = offset[j]
-            x1[k] = offset[j] + size[j]
-            k += 1
-    tc = np.empty((m, bins))
-    ac = np.empty((m, bins))
-    _coverage_1d(t0, t1, float(start[i]), float(end[i]), bins, tc)
-    _coverage_1d(x0, x1, 0.0, float(cap), bins, ac)
-    img = np.zeros((bins, bins))
-    for k in range(m):
-        for p in range(bins):
-            if tc[k, p] == 0.0:
-                continue
-            for q in range(bins):
-                img[p, q] += tc[k, p] * ac[k, q]
-    return np.minimum(img, 1.0)
-
-
-def lowest_fit(prep: PreparedInstance, i: int, placed: np.ndarray, offset: np.ndarray) -> tuple[int, int, int]:
-    """Lowest aligned offset where buffer ``i`` fits now and the free gap around it:
-    ``(offset, gap_lo, gap_hi)``, or ``(NO_FIT, 0, 0)``."""
-    inst = prep.inst
-    s, a, cap = int(inst.size[i]), int(inst.alignment[i]), int(inst.capacity)
-    xs, ss = placed_neighbours(prep, i, placed, offset)
-    if xs.size == 0:
-        return (0, 0, cap) if s <= cap else (NO_FIT, 0, 0)
-    tops = np.maximum.accumulate(xs + ss)
-    # Free gaps: [0, xs[0]), [cummax top before k, xs[k]) for each k, then [tops[-1], cap).
-    gap_lo = np.concatenate([[0], tops])
-    gap_hi = np.concatenate([xs, [cap]])
-    starts = -(-gap_lo // a) * a
-    ok = np.flatnonzero(starts + s <= gap_hi)
-    if not ok.size:
-        return NO_FIT, 0, 0
-    k = ok[0]
-    return int(starts[k]), int(gap_lo[k]), int(gap_hi[k])
+def _expand_bins(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    counts = hi - lo
+    return np.repeat(lo, counts) + (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts))

@@ -56,9 +56,30 @@ class Instance:
         return int(np.max(np.cumsum(deltas[order])))
 
 
+def _counter(index: int, doc: str) -> property:
+    def get(self: MappingState) -> int:
+        return int(self.counters[index])
+
+    def set(self: MappingState, value: int) -> None:
+        self.counters[index] = value
+
+    return property(get, set, doc=doc)
+
+
+def _total(index: int, doc: str) -> property:
+    def get(self: MappingState) -> float:
+        return float(self.totals[index])
+
+    def set(self: MappingState, value: float) -> None:
+        self.totals[index] = value
+
+    return property(get, set, doc=doc)
+
+
 @dataclass
 class MappingState:
-    """Mutable state of one episode (everything `get_state` snapshots)."""
+    """Mutable state of one episode (everything `get_state` snapshots), as the arrays the numba dynamics
+    (``dynamics.py``) update in place; the scalars live in ``counters``/``totals`` and read as attributes."""
 
     prep: object  # PreparedInstance (immutable, shared by snapshots)
     decided: np.ndarray  # (n,) bool, buffer placed or sent to slow memory
@@ -68,15 +89,18 @@ class MappingState:
     viable_gap_lo: np.ndarray  # (n,) int64 lower end of the free gap around that offset (order mode)
     viable_gap_hi: np.ndarray  # (n,) int64 upper end of that gap (order mode)
     undecided_load: np.ndarray  # (n_time_bins,) float64 bytes of undecided buffers per coarse time bin
-    cursor: int  # place mode: position in the presentation order of the current buffer
     cand_buffer: np.ndarray  # (K,) int64 buffer of each candidate action, -1 if none
     cand_offset: np.ndarray  # (K,) int64 offset of each candidate action
     cand_gap_lo: np.ndarray  # (K,) int64 lower bound of the free gap the candidate sits in
     cand_gap_hi: np.ndarray  # (K,) int64 upper bound of that gap
-    n_candidates: int
-    benefit_placed: float = 0.0
-    area_placed: float = 0.0
-    n_decided: int = 0
-    n_placed: int = 0
-    n_auto_discarded: int = 0  # order mode: buffers that no longer fit anywhere
-    peak_fast_bytes: int = 0
+    counters: np.ndarray  # (6,) int64: the int attributes below, in dynamics.C_* order
+    totals: np.ndarray  # (2,) float64: benefit_placed, area_placed
+
+    cursor = _counter(0, "place mode: position in the presentation order of the current buffer")
+    n_candidates = _counter(1, "candidate actions shown (the first n_candidates of cand_*)")
+    n_decided = _counter(2, "buffers placed or sent to slow memory")
+    n_placed = _counter(3, "buffers placed")
+    n_auto_discarded = _counter(4, "order mode: buffers that no longer fit anywhere")
+    peak_fast_bytes = _counter(5, "highest byte used")
+    benefit_placed = _total(0, "benefit of the buffers placed")
+    area_placed = _total(1, "size x lifetime of the buffers placed")
