@@ -108,6 +108,7 @@ from schedgym.envs.agent_scheduling.types import (
     SLICE_END,
     WAITING,
 )
+from schedgym.sim.borrow import borrow
 from schedgym.sim.serving.profile import iteration_s, prefill_s
 
 # ---- parameter arrays
@@ -470,6 +471,14 @@ def advance(p, pf, prof, wq, tool_s, qi, qf, ci, cf, running, sched, visible, vi
             tenant_waiting, tenant_service, win_service, win_backlog):  # fmt: skip
     """Run to the next decision point (candidates and mask filled in), the end of the episode, or
     ``max_sim_s``."""
+    # Borrowed views (schedgym.sim.borrow): the helpers below take a dozen arrays per call, and numba's
+    # atomic reference counting of each would dominate the loop.
+    p, pf, wq, tool_s, qi, qf = borrow(p), borrow(pf), borrow(wq), borrow(tool_s), borrow(qi), borrow(qf)
+    ci, cf, running, sched, visible, victims = borrow(ci), borrow(cf), borrow(running), borrow(sched), borrow(visible), borrow(victims)
+    mask, gi, gf, agent_finish = borrow(mask), borrow(gi), borrow(gf), borrow(agent_finish)
+    tenant_waiting, tenant_service = borrow(tenant_waiting), borrow(tenant_service)
+    win_service, win_backlog = borrow(win_service), borrow(win_backlog)
+    prof = (borrow(prof[0]), borrow(prof[1]), borrow(prof[2]), borrow(prof[3]))
     n_cores = ci.shape[0]
     n_req = qi.shape[0]
     while True:

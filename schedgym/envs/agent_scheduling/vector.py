@@ -48,6 +48,7 @@ from schedgym.envs.agent_scheduling.types import (
     PREEMPT,
     AgentSchedState,
 )
+from schedgym.sim.borrow import borrow
 from schedgym.envs.agent_scheduling.workload import TYPE_NAMES
 
 __all__ = ["AgentSchedulingVectorEnv", "step_batch"]
@@ -67,6 +68,13 @@ def step_batch(actions, valid, skip, penalty, p, pf, prof, n_types, obs_clip, n_
     """One step of every sub-env ``e`` with ``skip[e] == False``: SchedEnv.step's contract (an action that
     is not integral, out of range or illegal is replaced by the default action and costs ``penalty``) over
     ``dynamics.apply_action`` / ``advance`` / ``observe`` on the sub-env's rows."""
+    # Borrowed views (schedgym.sim.borrow): the per-env slices below and the dozens of arrays handed to
+    # the dynamics would otherwise each cost atomic reference-count updates.
+    p, pf, wq, tool_s, qi, qf = borrow(p), borrow(pf), borrow(wq), borrow(tool_s), borrow(qi), borrow(qf)
+    ci, cf, running, sched, visible, victims = borrow(ci), borrow(cf), borrow(running), borrow(sched), borrow(visible), borrow(victims)
+    mask, gi, gf, agent_finish = borrow(mask), borrow(gi), borrow(gf), borrow(agent_finish)
+    tenant_waiting, tenant_service, win_service, win_backlog = borrow(tenant_waiting), borrow(tenant_service), borrow(win_service), borrow(win_backlog)
+    obs, prof = borrow(obs), (borrow(prof[0]), borrow(prof[1]), borrow(prof[2]), borrow(prof[3]))
     k = p[dyn.P_K]
     n_act = mask.shape[1]
     for e in range(actions.shape[0]):
