@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override one hyperparameter (VALUE is YAML: 1e-3, [64, 64], true); repeatable")
     parser.add_argument("--timesteps", type=int, help="total env steps across resumes (default: the config's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
+    parser.add_argument("--train-seeds", metavar="SEEDS", help="reset the training envs only with these seeds: 'N-' "
+                        "(N and up) or '3,4,5'; recorded in train_instances (e.g. poisson#seeds>=1000)")
+    parser.add_argument("--task", metavar="TASK", help="train on this benchmark task's train split: the reset seeds of "
+                        "its train spec for the env's source (e.g. agents-bursty-steady with workload poisson: 1000-)")
     parser.add_argument("--out", help="run directory (default runs/<env>__<algo>[-<backend>]__<seed>__<time>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else embedded Ray on 127.0.0.1); "
@@ -61,6 +65,11 @@ def build_spec(args: argparse.Namespace) -> Any:
             config, env_kwargs = meta.get("config", config), meta.get("env_kwargs", env_kwargs)
             if args.timesteps is None:
                 args.timesteps = meta.get("timesteps")
+    train_seeds = _train_seeds(args, entry.id, env_kwargs)
+    if args.resume and Path(args.out, "schedgym_agent.json").is_file():
+        from schedgym.agents import read_agent_meta
+
+        train_seeds = read_agent_meta(args.out).get("train_seeds")  # the stored experiment's
     out = Path(args.out) if args.out else Path("runs") / (
         f"{entry.family}__{tag}__{args.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
     )
@@ -81,7 +90,24 @@ def build_spec(args: argparse.Namespace) -> Any:
         resume=args.resume,
         address=args.address,
         progress=not args.no_progress,
+        train_seeds=train_seeds,
     )
+
+
+def _train_seeds(args: argparse.Namespace, env_id: str, env_kwargs: dict[str, Any]) -> str | None:
+    """``--train-seeds`` (checked) or the seeds ``--task``'s train split allows for the env's source."""
+    from schedgym.training.seeds import TrainSeeds, train_seeds_for_task
+
+    given = getattr(args, "train_seeds", None)
+    task = getattr(args, "task", None)
+    if given is not None and task is not None:
+        raise ValueError("give --train-seeds or --task, not both")
+    if given is not None:
+        return str(TrainSeeds.parse(given))
+    if task is not None:
+        seeds = train_seeds_for_task(task, env_id, env_kwargs)
+        return None if seeds is None else str(seeds)
+    return None
 
 
 def main(args: argparse.Namespace) -> int:

@@ -31,4 +31,6 @@ class TrainSpec:
     resume: bool = False  # continue from the last checkpoint in out_dir
     address: str | None = None  # Ray cluster address; None = embedded local Ray on 127.0.0.1
     progress: bool = True  # show a progress bar
+    #: Reset seeds the training envs draw from (training/seeds.py: "1000-" or "3,4,5"); None = any seed.
+    train_seeds: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)

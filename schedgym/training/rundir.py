@@ -6,13 +6,15 @@ Layout of ``DIR`` (``--out``)::
                              the policy architecture (what ``schedgym run --policy DIR`` loads),
                              ``train_instances`` (what the env was made with: instance specs of
                              schedgym.benchmark.splits, which ``schedgym validate`` checks against a
-                             task's test split) and ``machine_cpus`` (the training budget's cores)
+                             task's test split; with --train-seeds/--task only those reset
+                             seeds, e.g. poisson#seeds>=1000, and ``train_seeds`` says which)
+                             and ``machine_cpus`` (the training budget's cores)
     config.yaml              the resolved config again, for people
     policy.pt                greedy-policy weights of the latest checkpoint (tensors only)
     checkpoints/step_<N>/    one directory per checkpoint: the backend's training state
                              (for --resume) plus its own schedgym_agent.json + policy.pt
     train_log.jsonl          one JSON line per event (start, checkpoint, resume, done); appended only
-    tb/                      TensorBoard logs
+    tb/                      TensorBoard logs (``episode/return`` per finished episode: training/curves.py)
 
 A checkpoint is written into a temporary directory and renamed into place, so a run killed while
 saving never leaves a half-written ``step_<N>`` behind for ``--resume`` to pick up.
@@ -66,9 +68,17 @@ def _train_instances(spec: TrainSpec) -> tuple[list[str] | None, str]:
     Every seed of the env's source: the trainers reset envs from their own RNG streams. An env outside
     the benchmark's families records ``None`` (unknown), which the leaderboard refuses to rank.
     """
-    from schedgym.benchmark.splits import train_instances_for
+    from schedgym.benchmark.splits import instance_source, train_instances_for
 
     try:
+        if spec.train_seeds is not None:
+            from schedgym.training.seeds import TrainSeeds
+
+            seeds = TrainSeeds.parse(spec.train_seeds)
+            return [seeds.instance_spec(instance_source(spec.env_id, spec.env_kwargs))], (
+                f"the env's instance/workload kwarg at the reset seeds {seeds} only (--train-seeds/--task: every "
+                "training env is reset with a seed drawn from them)"
+            )
         return train_instances_for(spec.env_id, spec.env_kwargs), (
             "the env's instance/workload kwarg at every seed (episodes are reset from the trainer's RNG streams)"
         )
@@ -132,6 +142,7 @@ class RunDir:
             "machine_cpus": os.cpu_count(),
             "train_instances": train_instances,
             "train_instances_note": train_note,
+            "train_seeds": spec.train_seeds,
             **(extra_meta or {}),
         }
         self.write_meta(meta)

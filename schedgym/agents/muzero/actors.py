@@ -45,12 +45,17 @@ def load_numpy_state(net: torch.nn.Module, weights: dict[str, np.ndarray]) -> No
 class SelfPlayCore:
     """B envs stepped together; each move is one batched Gumbel MuZero search over the B roots."""
 
-    def __init__(self, env_id: str, env_kwargs: dict[str, Any], cfg: MuZeroConfig, seed: int) -> None:
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any], cfg: MuZeroConfig, seed: int,
+                 train_seeds: str | None = None) -> None:
         from schedgym.evaluation import make_env
 
         self.cfg = cfg
         self.rng = np.random.default_rng(seed)
         self.envs = [make_env(env_id, env_kwargs) for _ in range(cfg.envs_per_worker)]
+        if train_seeds is not None:  # every reset draws its seed from the train split's seeds
+            from schedgym.training.seeds import ResetSeeds
+
+            self.envs = [ResetSeeds(e, train_seeds) for e in self.envs]
         space = self.envs[0].action_space
         self.num_actions = int(space.n)
         self.obs_dim = int(np.prod(self.envs[0].observation_space.shape))
@@ -278,11 +283,11 @@ class SelfPlayWorker:
     """Ray actor: runs :class:`SelfPlayCore` until the run's step budget is reached."""
 
     def __init__(self, worker_id: int, env_id: str, env_kwargs: dict[str, Any], cfg_dict: dict[str, Any],
-                 seed: int, storage: Any, replay: Any, timesteps: int) -> None:
+                 seed: int, storage: Any, replay: Any, timesteps: int, train_seeds: str | None = None) -> None:
         self.cfg = MuZeroConfig.from_dict(cfg_dict)
         torch.set_num_threads(self.cfg.torch_threads)
         self.worker_id = worker_id
-        self.core = SelfPlayCore(env_id, env_kwargs, self.cfg, seed)
+        self.core = SelfPlayCore(env_id, env_kwargs, self.cfg, seed, train_seeds)
         self.storage, self.replay, self.timesteps = storage, replay, int(timesteps)
 
     def ping(self) -> int:

@@ -120,7 +120,8 @@ def train(spec: TrainSpec) -> Path:
             seed = int(np.random.SeedSequence([spec.seed, i, incarnation[i], counters.get("played_steps", 0)])
                        .generate_state(1)[0])
             w = classes["selfplay"].options(**opts).remote(
-                i, spec.env_id, spec.env_kwargs, cfg_dict, seed, storage, replay, spec.timesteps
+                i, spec.env_id, spec.env_kwargs, cfg_dict, seed, storage, replay, spec.timesteps,
+                meta.get("train_seeds"),
             )
             handles.workers[i] = w
             return w.run.remote()

@@ -154,7 +154,8 @@ def _metrics_callback_class() -> type:
     return SchedgymMetricsCallback
 
 
-def build_algo_config(env_id: str, env_kwargs: dict[str, Any], cfg: dict[str, Any], seed: int) -> Any:
+def build_algo_config(env_id: str, env_kwargs: dict[str, Any], cfg: dict[str, Any], seed: int,
+                      train_seeds: str | None = None) -> Any:
     """The ``PPOConfig`` of a run (new API stack, masking RLModule, env by module-qualified id)."""
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
@@ -166,6 +167,10 @@ def build_algo_config(env_id: str, env_kwargs: dict[str, Any], cfg: dict[str, An
 
     n_envs = cfg["num_envs_per_env_runner"] * max(1, cfg["num_env_runners"])
     wrappers: list[Any] = [ActionMaskObservation, EpisodeReturnInfo]
+    if train_seeds is not None:  # every reset draws its seed from the train split's seeds
+        from schedgym.training.seeds import ResetSeeds
+
+        wrappers.insert(0, functools.partial(ResetSeeds, train_seeds=str(train_seeds)))
     if float(cfg["reward_scale"]) != 1.0:
         scale = float(cfg["reward_scale"])
         wrappers.append(functools.partial(RewardScale, scale=scale))
@@ -340,7 +345,7 @@ def train_rllib(spec: TrainSpec) -> Path:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            algo = build_algo_config(env_id, env_kwargs, cfg, seed).build_algo()
+            algo = build_algo_config(env_id, env_kwargs, cfg, seed, meta.get("train_seeds")).build_algo()
         step = 0
         if latest is not None:
             step = _restore_checkpoint(algo, latest)

@@ -60,7 +60,8 @@ def _check_config(config: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _make_vec_env(env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int, reward_scale: float = 1.0) -> Any:
+def _make_vec_env(env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int, reward_scale: float = 1.0,
+                  train_seeds: str | None = None) -> Any:
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -70,7 +71,12 @@ def _make_vec_env(env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: in
 
     def factory() -> Any:
         # Monitor inside the scaling: episode returns are reported in the env's own units.
-        env = Monitor(make_env(env_id, env_kwargs), info_keywords=())
+        env = make_env(env_id, env_kwargs)
+        if train_seeds is not None:  # every reset draws its seed from the train split's seeds
+            from schedgym.training.seeds import ResetSeeds
+
+            env = ResetSeeds(env, train_seeds)
+        env = Monitor(env, info_keywords=())
         return RewardScale(env, reward_scale) if reward_scale != 1.0 else env
 
     vec = DummyVecEnv([factory] * n_envs)
@@ -137,7 +143,7 @@ def _train_sb3(spec: TrainSpec) -> Path:
         cfg = _check_config(meta["config"])
     env_id, env_kwargs, seed = meta["env_id"], meta["env_kwargs"], int(meta["seed"])
     torch.set_num_threads(int(cfg["torch_threads"]))
-    vec = _make_vec_env(env_id, env_kwargs, cfg["n_envs"], seed, float(cfg["reward_scale"]))
+    vec = _make_vec_env(env_id, env_kwargs, cfg["n_envs"], seed, float(cfg["reward_scale"]), meta.get("train_seeds"))
     model = MaskablePPO(
         "MlpPolicy",
         vec,
