@@ -41,6 +41,7 @@ CASES: list[tuple[str, str, dict]] = [
 
 #: (label, env id, kwargs) of the native vector cases (ids registered with a ``vector_entry_point``).
 VECTOR_CASES: list[tuple[str, str, dict]] = [
+    ("MemoryMapping minimalloc:K", "schedgym/MemoryMapping-v0", {"instance": "minimalloc:K"}),
     ("AgentScheduling poisson (default)", "schedgym/AgentScheduling-v1", {}),
     ("AgentScheduling azure-code bursty", "schedgym/AgentScheduling-v1", {"workload": "azure-code"}),
 ]

@@ -64,12 +64,14 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("kwargs", "n_steps"), CASES)
-def test_agent_scheduling_vector_equals_single_envs(kwargs: dict[str, Any], n_steps: int) -> None:
-    vec = gym.make_vec(AGENTS, num_envs=N_ENVS, vectorization_mode="vector_entry_point", **kwargs)
-    assert isinstance(vec.unwrapped, AgentSchedulingVectorEnv)
+def compare_step_for_step(env_id: str, kwargs: dict[str, Any], n_steps: int, vector_cls: type) -> dict[str, int]:
+    """Steps ``gym.make_vec(env_id, vector_entry_point)`` and SyncVectorEnv over N ``gym.make`` envs with the
+    same seeds and actions, asserting equal observations, rewards, terminations, infos (masks included);
+    returns counts of what the rollout covered."""
+    vec = gym.make_vec(env_id, num_envs=N_ENVS, vectorization_mode="vector_entry_point", **kwargs)
+    assert isinstance(vec.unwrapped, vector_cls)
     assert vec.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
-    singles = [gym.make(AGENTS, **kwargs) for _ in range(N_ENVS)]
+    singles = [gym.make(env_id, **kwargs) for _ in range(N_ENVS)]
     sync = gym.vector.SyncVectorEnv([lambda env=env: env for env in singles], copy=True)
     assert sync.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
 
@@ -81,8 +83,7 @@ def test_agent_scheduling_vector_equals_single_envs(kwargs: dict[str, Any], n_st
     assert_same(info_v, info_s, "reset info")
 
     rng = np.random.default_rng(3)
-    n_done = n_trunc = n_invalid = 0
-    autoreset_seen = False
+    counts = {"done": 0, "truncated": 0, "invalid": 0, "autoresets": 0}
     prev_done = np.zeros(N_ENVS, dtype=bool)
     for t in range(n_steps):
         if t == 7:  # a float action is not integral: every sub-env takes its default action, penalised
@@ -96,19 +97,25 @@ def test_agent_scheduling_vector_equals_single_envs(kwargs: dict[str, Any], n_st
             np.testing.assert_array_equal(a, b, err_msg=f"step {t}: {name}")
         assert_same(out_v[4], out_s[4], f"step {t} info")
         info_v = out_v[4]
-        autoreset_seen |= bool(prev_done.any())
+        counts["autoresets"] += int(prev_done.sum())
         prev_done = out_v[2] | out_v[3]
-        n_done += int(prev_done.sum())
-        n_trunc += int(out_v[3].sum())
-        n_invalid += int(info_v.get("invalid_action", np.zeros(1, bool)).sum())
+        counts["done"] += int(prev_done.sum())
+        counts["truncated"] += int(out_v[3].sum())
+        counts["invalid"] += int(info_v.get("invalid_action", np.zeros(1, bool)).sum())
         if prev_done.any():
             assert info_v["_metrics"].tolist() == prev_done.tolist()
-    assert autoreset_seen and n_done >= N_ENVS, "the rollout must cover autoresets"
-    assert n_invalid > 0
-    if kwargs.get("max_sim_s"):
-        assert n_trunc > 0, "the truncating case must truncate"
+    assert counts["autoresets"] and counts["done"] >= N_ENVS, "the rollout must cover autoresets"
+    assert counts["invalid"] > 0
     vec.close()
     sync.close()
+    return counts
+
+
+@pytest.mark.parametrize(("kwargs", "n_steps"), CASES)
+def test_agent_scheduling_vector_equals_single_envs(kwargs: dict[str, Any], n_steps: int) -> None:
+    counts = compare_step_for_step(AGENTS, kwargs, n_steps, AgentSchedulingVectorEnv)
+    if kwargs.get("max_sim_s"):
+        assert counts["truncated"] > 0, "the truncating case must truncate"
 
 
 def test_agent_scheduling_vector_time_limit_and_seeding() -> None:
@@ -158,38 +165,7 @@ MEMORY_CASES = [
 def test_memory_mapping_vector_equals_single_envs(kwargs: dict[str, Any], n_steps: int) -> None:
     from schedgym.envs.memory_mapping.vector import MemoryMappingVectorEnv
 
-    vec = gym.make_vec(MEMORY, num_envs=N_ENVS, vectorization_mode="vector_entry_point", **kwargs)
-    assert isinstance(vec.unwrapped, MemoryMappingVectorEnv)
-    assert vec.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
-    singles = [gym.make(MEMORY, **kwargs) for _ in range(N_ENVS)]
-    sync = gym.vector.SyncVectorEnv([lambda env=env: env for env in singles], copy=True)
-    obs_v, info_v = vec.reset(seed=11)
-    obs_s, info_s = sync.reset(seed=11)
-    np.testing.assert_array_equal(obs_v, obs_s)
-    assert obs_v.dtype == np.float32 and info_v["action_mask"].shape == (N_ENVS, singles[0].action_space.n)
-    assert_same(info_v, info_s, "reset info")
-    rng = np.random.default_rng(5)
-    n_done = n_invalid = 0
-    autoreset_seen = False
-    prev_done = np.zeros(N_ENVS, dtype=bool)
-    for t in range(n_steps):
-        actions: np.ndarray = np.full(N_ENVS, 0.0) if t == 7 else draw_actions(rng, info_v["action_mask"], t)
-        out_v = vec.step(actions)
-        out_s = sync.step(actions)
-        for name, a, b in zip(("obs", "reward", "terminated", "truncated"), out_v[:4], out_s[:4]):
-            assert a.shape == b.shape and a.dtype == b.dtype, (t, name, a.dtype, b.dtype)
-            np.testing.assert_array_equal(a, b, err_msg=f"step {t}: {name}")
-        assert_same(out_v[4], out_s[4], f"step {t} info")
-        np.testing.assert_array_equal(vec.unwrapped.action_masks(), np.stack([e.unwrapped.action_masks() for e in singles]))
-        info_v = out_v[4]
-        autoreset_seen |= bool(prev_done.any())
-        prev_done = out_v[2] | out_v[3]
-        n_done += int(prev_done.sum())
-        n_invalid += int(info_v.get("invalid_action", np.zeros(1, bool)).sum())
-    assert autoreset_seen and n_done >= N_ENVS, "the rollout must cover autoresets"
-    assert n_invalid > 0
-    vec.close()
-    sync.close()
+    compare_step_for_step(MEMORY, kwargs, n_steps, MemoryMappingVectorEnv)
 
 
 def test_memory_mapping_vector_time_limit_and_seeding() -> None:

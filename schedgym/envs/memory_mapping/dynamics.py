@@ -16,7 +16,9 @@ Scalars: ``mode`` (:data:`PLACE` or :data:`ORDER`), ``cap`` (capacity, bytes), `
 neighbours of a buffer are found by a scan of every buffer).
 
 Every number is computed by the same operations in the same order as the Python/numpy code it replaced
-(``tests/test_memory_mapping_reference.py`` checks the trajectories bit for bit).
+(``tests/test_memory_mapping_reference.py`` checks the trajectories bit for bit). One exception: for an
+instance whose conflict graph is too large to materialise (over 60M edges), the occupancy image was a numpy
+matrix product and is now the same loop as with a graph, which can differ in the last bit.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ N_TOTALS = 2
 
 INST_FIELDS = ("size", "start", "end", "alignment", "benefit", "order", "rank", "bin_lo", "bin_hi", "features",
                "indptr", "indices", "load0")  # fmt: skip
-STATE_FIELDS = ("decided", "placed", "offset", "min_viable_offset", "viable_gap_lo", "viable_gap_hi",
-                "undecided_load", "cand_buffer", "cand_offset", "cand_gap_lo", "cand_gap_hi", "counters", "totals")  # fmt: skip
+STATE_FIELDS = ("decided", "placed", "offset", "min_viable_offset", "viable_gap_lo", "viable_gap_hi", "undecided_load",
+                "cand_buffer", "cand_offset", "cand_gap_lo", "cand_gap_hi", "counters", "totals")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- geometry
@@ -69,143 +71,195 @@ def _neighbours(i, start, end, indptr, indices, has_graph):
 
 
 @numba.njit(cache=True)
-def _candidate_offsets(i, nb, placed, offset, size, s, a, cap):
-    """Canonical feasible offsets of buffer ``i`` (size ``s``, alignment ``a``) among its placed
-    neighbours ``nb``: 0, on top of each, just below each and ``cap - s``, aligned, kept where the buffer
-    fits; sorted by the size of the free gap they sit in, ties by lower offset. ``(offsets, gap_lo, gap_hi)``."""
+def _sorted_placed(nb, placed, offset, size):
+    """``(xs, tops)`` of the placed buffers among ``nb``, sorted by offset ``xs`` (ties in any order)."""
     m = 0
     for j in nb:
         if placed[j]:
             m += 1
-    xs = np.empty(m, np.int64)
-    tops = np.empty(m, np.int64)
+    out = np.empty((2, m), np.int64)
+    xs, tops = out[0], out[1]
     k = 0
+    if m <= 48:  # insertion sort: no allocation, fast on the few placed neighbours of most buffers
+        for j in nb:
+            if placed[j]:
+                x = offset[j]
+                p = k
+                while p > 0 and xs[p - 1] > x:
+                    xs[p], tops[p] = xs[p - 1], tops[p - 1]
+                    p -= 1
+                xs[p], tops[p] = x, x + size[j]
+                k += 1
+        return xs, tops
+    raw = np.empty(m, np.int64)
     for j in nb:
         if placed[j]:
-            xs[k] = offset[j]
-            tops[k] = offset[j] + size[j]
+            raw[k] = j
             k += 1
-    raw = np.empty(2 * m + 2, np.int64)
-    raw[0] = 0
-    raw[1] = ((cap - s) // a) * a
+    o = np.argsort(offset[raw])
     for k in range(m):
-        raw[2 + k] = -((-tops[k]) // a) * a
-        raw[2 + m + k] = ((xs[k] - s) // a) * a
-    raw = np.unique(raw)
-    cand = np.empty(raw.shape[0], np.int64)
-    below = np.empty(raw.shape[0], np.int64)
-    above = np.empty(raw.shape[0], np.int64)
-    n = 0
-    for c in raw:
-        if c < 0 or c + s > cap:
-            continue
-        lo = 0
-        hi = cap
-        ok = True
+        j = raw[o[k]]
+        xs[k], tops[k] = offset[j], offset[j] + size[j]
+    return xs, tops
+
+
+@numba.njit(cache=True)
+def _place_candidates(nb, placed, offset, size, s, a, cap, cand_offset, cand_lo, cand_hi):
+    """Place mode: the candidate offsets of a buffer of size ``s`` and alignment ``a`` among its placed
+    neighbours ``nb``, written to ``cand_*``; returns how many (at most K = ``len(cand_offset)``).
+
+    The canonical offsets are 0, the top of each placed neighbour ("rest on"), ``x_j - s`` ("hang below")
+    and ``cap - s``, aligned, kept where the buffer fits. They are ranked by the size of the free gap they
+    sit in (smallest first), ties by lower offset; the K first are shown, except that when the lowest
+    feasible offset is not among them it takes the last slot (so first fit stays reachable with any K).
+    The free gaps are those between the placed neighbours merged in offset order: a feasible offset's gap
+    bounds are the highest top at or below it and the lowest offset at or above its end.
+    """
+    K = cand_offset.shape[0]
+    xs, tops = _sorted_placed(nb, placed, offset, size)
+    m = xs.shape[0]
+    w = np.empty(4 * m + 4, np.int64)
+    raw = w[: 2 * m + 2]
+    gap_lo = w[2 * m + 2 : 3 * m + 3]
+    gap_hi = w[3 * m + 3 :]
+    raw[0] = 0
+    if a == 1:  # no division (most instances are byte-aligned)
+        raw[1] = cap - s
         for k in range(m):
-            if c < tops[k] and c + s > xs[k]:
-                ok = False
-                break
-            if tops[k] <= c and tops[k] > lo:
-                lo = tops[k]
-            if xs[k] >= c + s and xs[k] < hi:
-                hi = xs[k]
-        if ok:
-            cand[n] = c
-            below[n] = lo
-            above[n] = hi
-            n += 1
-    cand, below, above = cand[:n], below[:n], above[:n]
-    o = np.argsort(above - below, kind="mergesort")  # `cand` ascending already (np.unique): stable
-    return cand[o], below[o], above[o]
+            raw[2 + k] = tops[k]
+            raw[2 + m + k] = xs[k] - s
+    else:
+        raw[1] = ((cap - s) // a) * a
+        for k in range(m):
+            raw[2 + k] = -((-tops[k]) // a) * a
+            raw[2 + m + k] = ((xs[k] - s) // a) * a
+    raw.sort()
+    n_gaps = 0
+    low = 0
+    for k in range(m):
+        if xs[k] > low:
+            gap_lo[n_gaps] = low
+            gap_hi[n_gaps] = xs[k]
+            n_gaps += 1
+        low = max(low, tops[k])
+    if low < cap:
+        gap_lo[n_gaps] = low
+        gap_hi[n_gaps] = cap
+        n_gaps += 1
+    k = 0
+    total = 0
+    lowest = -1
+    lowest_lo = lowest_hi = 0
+    g = 0
+    prev = -1
+    for r in range(raw.shape[0]):
+        c = raw[r]
+        if c < 0 or c == prev:
+            continue
+        prev = c
+        while g < n_gaps and gap_hi[g] <= c:
+            g += 1
+        if g == n_gaps:
+            break
+        lo, hi = gap_lo[g], gap_hi[g]
+        if c < lo or c + s > hi:
+            continue
+        if total == 0:
+            lowest, lowest_lo, lowest_hi = c, lo, hi
+        total += 1
+        gap = hi - lo
+        if k == K and gap >= cand_hi[K - 1] - cand_lo[K - 1]:
+            continue
+        p = k if k < K else K - 1
+        while p > 0 and cand_hi[p - 1] - cand_lo[p - 1] > gap:
+            cand_offset[p], cand_lo[p], cand_hi[p] = cand_offset[p - 1], cand_lo[p - 1], cand_hi[p - 1]
+            p -= 1
+        cand_offset[p], cand_lo[p], cand_hi[p] = c, lo, hi
+        if k < K:
+            k += 1
+    if total > K:
+        shown = False
+        for p in range(K):
+            shown |= cand_offset[p] == lowest
+        if not shown:
+            cand_offset[K - 1], cand_lo[K - 1], cand_hi[K - 1] = lowest, lowest_lo, lowest_hi
+    return k
 
 
 @numba.njit(cache=True)
 def _lowest_fit(nb, placed, offset, size, s, a, cap):
     """Lowest aligned offset where a buffer of size ``s`` fits among its placed neighbours ``nb`` and the
     free gap around it: ``(offset, gap_lo, gap_hi)``, or ``(NO_FIT, 0, 0)``."""
-    m = 0
-    for j in nb:
-        if placed[j]:
-            m += 1
+    xs, tops = _sorted_placed(nb, placed, offset, size)
+    m = xs.shape[0]
     if m == 0:
         if s <= cap:
             return 0, 0, cap
         return NO_FIT, 0, 0
-    xs = np.empty(m, np.int64)
-    ends = np.empty(m, np.int64)
-    k = 0
-    for j in nb:
-        if placed[j]:
-            xs[k] = offset[j]
-            ends[k] = offset[j] + size[j]
-            k += 1
     # Free gaps: [0, xs[0]), [highest top so far, xs[k]) for each k in offset order, then [top, cap). The
     # order among equal offsets does not matter: the gaps between them are empty.
-    o = np.argsort(xs)
     lo = 0
     for r in range(m + 1):
-        hi = xs[o[r]] if r < m else cap
-        x = -(-lo // a) * a
+        hi = xs[r] if r < m else cap
+        x = lo if a == 1 else -(-lo // a) * a
         if x + s <= hi:
             return x, lo, hi
         if r < m:
-            lo = max(lo, ends[o[r]])
+            lo = max(lo, tops[r])
     return NO_FIT, 0, 0
 
 
 @numba.njit(cache=True)
-def _coverage_1d(a, b, lo, hi, bins, out):
-    """``out[k, q]``: fraction of bin ``q`` of ``[lo, hi)`` cut in ``bins`` equal bins that ``[a[k], b[k])``
-    covers (edges ``lo + (hi - lo) * q / bins``, as ``np.linspace`` makes them)."""
+def _bin_edges(lo, hi, bins, w):
+    """``w[0, q], w[1, q], w[2, q]``: start, end and width (at least 1e-12) of bin ``q`` of ``[lo, hi)`` cut in
+    ``bins`` equal bins (edges ``lo + (hi - lo) * q / bins``, as ``np.linspace`` makes them)."""
     for q in range(bins):
         e0 = lo + (hi - lo) * (q / bins)
         e1 = lo + (hi - lo) * ((q + 1) / bins)
-        width = max(e1 - e0, 1e-12)
-        for k in range(a.shape[0]):
-            c = min(b[k], e1) - max(a[k], e0)
-            out[k, q] = c / width if c > 0 else 0.0
+        w[0, q] = e0
+        w[1, q] = e1
+        w[2, q] = max(e1 - e0, 1e-12)
 
 
 @numba.njit(cache=True)
 def _occupancy_image(i, nb, placed, offset, size, start, end, cap, img):
     """``img`` (bins x bins) = occupancy of the time x address plane over buffer ``i``'s live range
-    (time-major): the share of each cell covered by its placed neighbours ``nb``, clipped to [0, 1]."""
+    (time-major): the sum over its placed neighbours ``nb`` (in that order) of the share of each cell they
+    cover. The caller clips it to [0, 1].
+
+    The share of bin ``q`` (edges of :func:`_bin_edges`) that ``[a, b)`` covers is ``c / width`` with
+    ``c = min(b, e1) - max(a, e0)`` if ``c > 0``, else 0. Only non-zero products are added (adding +0.0
+    to a sum >= 0 changes nothing). No function is called per neighbour (passing arrays costs reference
+    counting).
+    """
     bins = img.shape[0]
-    m = 0
-    for j in nb:
-        if placed[j]:
-            m += 1
-    t0 = np.empty(m)
-    t1 = np.empty(m)
-    x0 = np.empty(m)
-    x1 = np.empty(m)
-    k = 0
-    for j in nb:
-        if placed[j]:
-            t0[k] = start[j]
-            t1[k] = end[j]
-            x0[k] = offset[j]
-            x1[k] = offset[j] + size[j]
-            k += 1
-    tc = np.empty((m, bins))
-    ac = np.empty((m, bins))
-    _coverage_1d(t0, t1, float(start[i]), float(end[i]), bins, tc)
-    _coverage_1d(x0, x1, 0.0, float(cap), bins, ac)
+    w = np.empty((8, bins))
+    _bin_edges(float(start[i]), float(end[i]), bins, w[0:3])
+    _bin_edges(0.0, float(cap), bins, w[3:6])
     img[:] = 0.0
-    for k in range(m):
-        # Cells a product of 0 would add to are skipped (adding +0.0 to a sum >= 0 changes nothing).
-        q0 = 0
-        while q0 < bins and ac[k, q0] == 0.0:
-            q0 += 1
-        q1 = bins
-        while q1 > q0 and ac[k, q1 - 1] == 0.0:
-            q1 -= 1
+    for j in nb:
+        if not placed[j]:
+            continue
+        ta, tb = float(start[j]), float(end[j])
+        xa, xb = float(offset[j]), float(offset[j] + size[j])
+        q0 = bins
+        q1 = 0
+        for q in range(bins):
+            c = min(tb, w[1, q]) - max(ta, w[0, q])
+            w[6, q] = (1.0 if c == w[2, q] else c / w[2, q]) if c > 0 else 0.0  # x / x == 1 exactly
+            c = min(xb, w[4, q]) - max(xa, w[3, q])
+            if c > 0:  # the address bins covered are contiguous: q0 <= q < q1
+                w[7, q] = 1.0 if c == w[5, q] else c / w[5, q]
+                q0 = min(q0, q)
+                q1 = q + 1
+            else:
+                w[7, q] = 0.0
         for p in range(bins):
-            if tc[k, p] == 0.0:
+            t = w[6, p]
+            if t == 0.0:
                 continue
             for q in range(q0, q1):
-                img[p, q] += tc[k, p] * ac[k, q]
+                img[p, q] += t * w[7, q]
 
 
 # ---------------------------------------------------------------------------------------------- moves
@@ -286,18 +340,8 @@ def _refresh_candidates(mode, cap, has_graph, inst, st):
             return
         b = order[cursor]
         nb = _neighbours(b, start, end, indptr, indices, has_graph)
-        offs, lo, hi = _candidate_offsets(b, nb, placed, offset, size, size[b], alignment[b], cap)
-        c = offs.shape[0]
-        k = min(K, c)
-        for j in range(k):
-            cand_buffer[j] = b
-            cand_offset[j], cand_lo[j], cand_hi[j] = offs[j], lo[j], hi[j]
-        if c > K:
-            # The last slot shows the lowest feasible offset when the K best-fit ones miss it, so that
-            # first fit (and MiniMalloc-style canonical packings) stay reachable with any K.
-            lowest = np.argmin(offs)
-            if lowest >= K:
-                cand_offset[K - 1], cand_lo[K - 1], cand_hi[K - 1] = offs[lowest], lo[lowest], hi[lowest]
+        k = _place_candidates(nb, placed, offset, size, size[b], alignment[b], cap, cand_offset, cand_lo, cand_hi)
+        cand_buffer[:k] = b
         counters[C_N_CANDIDATES] = k
         return
     # Order mode: the K undecided buffers with the lowest (min viable offset, rank), ascending (the keys
@@ -325,11 +369,21 @@ def _refresh_candidates(mode, cap, has_graph, inst, st):
     counters[C_N_CANDIDATES] = k
 
 
+# ---------------------------------------------------------------------------------------------- borrowing
+@numba.njit(cache=True)
+def _borrow13(t):
+    """The 13 arrays of an ``inst`` or ``st`` tuple, borrowed (``schedgym.sim.borrow``): the helpers below
+    take the tuples, and passing borrowed arrays costs no atomic reference counting."""
+    return (borrow(t[0]), borrow(t[1]), borrow(t[2]), borrow(t[3]), borrow(t[4]), borrow(t[5]), borrow(t[6]),
+            borrow(t[7]), borrow(t[8]), borrow(t[9]), borrow(t[10]), borrow(t[11]), borrow(t[12]))  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------------- observation
 @numba.njit(cache=True)
 def observe_one(mode, cap, total_benefit, has_graph, inst, st, obs, mask):
     """Write the flat observation (layout in ``MemoryMappingEnv``'s docstring; float32, clipped to [0, 1])
     into ``obs`` and the action mask (int8) into ``mask``."""
+    inst, st = _borrow13(inst), _borrow13(st)
     size, start, end, order, features, indptr, indices = inst[0], inst[1], inst[2], inst[5], inst[9], inst[10], inst[11]
     placed, offset, load = st[1], st[2], st[6]
     cand_buffer, cand_offset, cand_lo, cand_hi, counters, totals = st[7], st[8], st[9], st[10], st[11], st[12]
@@ -383,6 +437,7 @@ def observe_one(mode, cap, total_benefit, has_graph, inst, st, obs, mask):
 def begin_one(mode, cap, total_benefit, has_graph, inst, st, obs, mask):
     """Start an episode: nothing placed; in order mode the buffers larger than the capacity go to slow
     memory at once. Writes the first observation and mask."""
+    inst, st = _borrow13(inst), _borrow13(st)
     size = inst[0]
     load0 = inst[12]
     decided, placed, offset, mvo, gap_lo, gap_hi, load = st[0], st[1], st[2], st[3], st[4], st[5], st[6]
@@ -416,6 +471,8 @@ def step_one(action, valid, penalty, observe, mode, cap, total_benefit, has_grap
     masked is replaced by the default action (0 if a candidate exists, else K) and costs ``penalty``.
     Writes the next observation and mask if ``observe``; returns ``(reward, terminated, action executed,
     invalid)``."""
+    inst, st = _borrow13(inst), _borrow13(st)
+    obs, mask = borrow(obs), borrow(mask)
     order = inst[5]
     cand_buffer, cand_offset, counters = st[7], st[8], st[11]
     n = order.shape[0]
@@ -468,7 +525,8 @@ def _state_row(e, n, decided, placed, offset, mvo, gap_lo, gap_hi, load, cand_bu
                counters, totals):  # fmt: skip
     return (borrow(decided[e, :n]), borrow(placed[e, :n]), borrow(offset[e, :n]), borrow(mvo[e, :n]),
             borrow(gap_lo[e, :n]), borrow(gap_hi[e, :n]), borrow(load[e]), borrow(cand_buffer[e]),
-            borrow(cand_offset[e]), borrow(cand_lo[e]), borrow(cand_hi[e]), borrow(counters[e]), borrow(totals[e]))  # fmt: skip
+            borrow(cand_offset[e]), borrow(cand_lo[e]), borrow(cand_hi[e]), borrow(counters[e]),
+            borrow(totals[e]))  # fmt: skip
 
 
 @numba.njit(cache=True)
@@ -494,8 +552,8 @@ def step_batch(actions, valid, skip, penalty, mode, inst_of, cap, total_benefit,
         i = inst_of[e]
         ie = _inst_row(i, n_buf, n_edges, *inst)
         se = _state_row(e, n_buf[i], *st)
-        r, done, a, bad = step_one(actions[e], valid[e], penalty, True, mode, cap[i], total_benefit[i], has_graph[i], ie, se,
-                                   borrow(obs[e]), borrow(mask[e]))  # fmt: skip
+        r, done, a, bad = step_one(actions[e], valid[e], penalty, True, mode, cap[i], total_benefit[i],
+                                   has_graph[i], ie, se, borrow(obs[e]), borrow(mask[e]))  # fmt: skip
         rewards[e] = r
         terminated[e] = done
         executed[e] = a

@@ -96,9 +96,17 @@ class MemoryMappingEnv(SchedEnv):
     Terminates when every buffer is decided: exactly ``n`` steps in ``place`` mode, at most ``n`` in
     ``order`` mode (a buffer that no longer fits is sent to slow memory without a step). Never truncated.
     ``gym.make(...).spec.max_episode_steps`` is ``n`` (``horizon_steps``: 200 with the default kwargs,
-    ``n_buffers`` for random instances, the file's buffer count otherwise), from a ``TimeLimit`` built
-    from the kwargs rather than registered, since a registered 200 would cut larger instances; it never
-    fires before the termination (``schedgym.envs.core.horizon``).
+    ``n_buffers`` for random instances, the file's buffer count otherwise), set by the env from its kwargs
+    rather than registered, since a registered 200 would cut larger instances (no ``TimeLimit`` wrapper:
+    the episode ends by itself then). ``gym.make(id, max_episode_steps=N)`` still truncates at ``N``, but
+    without ``info["metrics"]`` (read ``env.unwrapped.metrics()``): the id has a native vector env, which
+    Gymnasium allows only without registered wrappers.
+
+    ## Vector Env
+
+    ``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point", **kwargs)`` steps N episodes in
+    one numba call (``vector.py``), equal step for step to N ``gym.make`` envs under next-step autoreset;
+    ``info["action_mask"]`` has shape ``(N, K + 1)``.
 
     ## Arguments
 

@@ -30,7 +30,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from schedgym.envs.core.base import integral_action
+from schedgym.envs.core.vector import integral_actions, reset_plan, stacked_metrics, vector_args
 from schedgym.envs.memory_mapping import dynamics as dyn
 from schedgym.envs.memory_mapping.env import MemoryMappingEnv
 from schedgym.envs.memory_mapping.geometry import PreparedInstance, prepare
@@ -51,15 +51,8 @@ class MemoryMappingVectorEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, **kwargs: Any) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
-        if kwargs.get("render_mode") is not None:
-            raise ValueError("MemoryMappingVectorEnv does not render; render a single env (gym.make) instead")
-        kwargs.pop("render_mode", None)
-        if max_episode_steps is not None and (isinstance(max_episode_steps, bool) or int(max_episode_steps) < 1):
-            raise ValueError(f"max_episode_steps must be None or an int >= 1, got {max_episode_steps!r}")
-        self.num_envs = n = int(num_envs)
-        self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
+        n, self.max_episode_steps = vector_args(type(self).__name__, num_envs, max_episode_steps, kwargs)
+        self.num_envs = n
         self.render_mode = None
         #: Validates the kwargs, holds the fixed instance and draws the random ones; never stepped.
         self.template = t = MemoryMappingEnv(**kwargs)
@@ -100,6 +93,7 @@ class MemoryMappingVectorEnv(VectorEnv):
         self._invalid = np.zeros(n, dtype=bool)
         self._executed = np.zeros(n, dtype=np.int64)
         self._autoreset = np.zeros(n, dtype=bool)
+        self._all_true = np.ones(n, dtype=bool)
         self._elapsed = np.zeros(n, dtype=np.int64)
         self._ready = False
         if fixed is not None:
@@ -172,31 +166,14 @@ class MemoryMappingVectorEnv(VectorEnv):
         dyn.begin_batch(which, self._mode, self._inst_of, self._cap, self._total_benefit, self._has_graph,
                         self._n_bufs, self._n_edges, self._inst, self._state, self._obs, self._mask)  # fmt: skip
         self._elapsed[which] = 0
-        self._autoreset[which] = False
+        self._autoreset = self._autoreset & ~which
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every sub-env (or those of ``options["reset_mask"]``); ``seed`` int -> sub-env i gets
         ``seed + i``, a list gives one seed per sub-env."""
-        n = self.num_envs
-        if seed is None:
-            seeds: list[int | None] = [None] * n
-        elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-            seeds = [int(seed) + i for i in range(n)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != n:
-                raise ValueError(f"reset: {len(seeds)} seeds for {n} envs")
-        reset_mask = None if options is None else options.get("reset_mask")
-        if reset_mask is None:
-            which = np.ones(n, dtype=bool)
-        else:
-            which = np.asarray(reset_mask, dtype=bool)
-            if which.shape != (n,):
-                raise ValueError(f"reset: options['reset_mask'] must have shape ({n},), got {which.shape}")
-            if not self._ready and not which.all():
-                raise ValueError("reset: the first reset must reset every sub-env")
+        seeds, which = reset_plan(seed, options, self.num_envs, self._ready)
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seeds[0])
         for e in np.flatnonzero(which):
@@ -211,22 +188,10 @@ class MemoryMappingVectorEnv(VectorEnv):
         if not self._ready:
             raise RuntimeError("call reset() before step()")
         n = self.num_envs
-        arr = np.asarray(actions)
-        if arr.shape != (n,):
-            raise ValueError(f"step: actions must have shape ({n},), got {arr.shape}")
-        if arr.dtype.kind in "iu":
-            acts = arr.astype(np.int64)  # uint64 beyond int64 wraps negative: out of range, as it is
-            valid = np.ones(n, dtype=bool)
-            if arr.dtype == np.uint64:
-                valid = arr <= np.iinfo(np.int64).max
-        else:  # bools, floats, objects: only integral actions are valid (SchedEnv's contract)
-            acts = np.zeros(n, dtype=np.int64)
-            valid = np.zeros(n, dtype=bool)
-            for e, x in enumerate(arr.tolist()):
-                a = integral_action(x)
-                if a is not None and -(2**63) < a < 2**63:
-                    acts[e], valid[e] = a, True
-        resets = self._autoreset.copy()
+        acts, valid = integral_actions(actions, n)
+        if valid is None:
+            valid = self._all_true
+        resets = self._autoreset  # replaced below, never written in place
         any_reset = bool(resets.any())
         if any_reset:
             self._begin(resets)
@@ -245,22 +210,14 @@ class MemoryMappingVectorEnv(VectorEnv):
         done = self._terminated | self._truncated
         self._autoreset = done
         info = self._base_info(None)
-        if not any_reset or stepped.any():
+        if stepped.any():  # SyncVectorEnv has these keys only when some sub-env stepped
             info["invalid_action"] = self._invalid.copy()
             info["_invalid_action"] = stepped.copy()
             info["action"] = self._executed.copy()
             info["_action"] = stepped.copy()
         finished = np.flatnonzero(done)
         if finished.size:
-            m: dict[str, Any] = {}
-            for e in finished:
-                for key, value in self.metrics(int(e)).items():
-                    if key not in m:
-                        m[key] = np.zeros(n, dtype=type(value))
-                        m[f"_{key}"] = np.zeros(n, dtype=bool)
-                    m[key][e] = value
-                    m[f"_{key}"][e] = True
-            info["metrics"] = m
+            info["metrics"] = stacked_metrics(n, finished, self.metrics)
             info["_metrics"] = done.copy()
         return self._obs.copy(), self._rewards.copy(), self._terminated.copy(), self._truncated.copy(), info
 
@@ -269,7 +226,7 @@ class MemoryMappingVectorEnv(VectorEnv):
         source = self._benefit_source[self._inst_of]
         mask = self._mask.copy()
         if present is None:
-            present = np.ones(self.num_envs, dtype=bool)
+            present = self._all_true
         elif not present.all():
             source = np.where(present, source, None)
             mask[~present] = 0
