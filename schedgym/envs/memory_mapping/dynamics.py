@@ -133,7 +133,16 @@ def _place_candidates(nb, placed, offset, size, s, a, cap, cand_offset, cand_lo,
         for k in range(m):
             raw[2 + k] = -((-tops[k]) // a) * a
             raw[2 + m + k] = ((xs[k] - s) // a) * a
-    raw.sort()
+    if raw.shape[0] <= 64:  # insertion sort: numba's quicksort costs more on the few values of most buffers
+        for r in range(1, raw.shape[0]):
+            v = raw[r]
+            p = r
+            while p > 0 and raw[p - 1] > v:
+                raw[p] = raw[p - 1]
+                p -= 1
+            raw[p] = v
+    else:
+        raw.sort()
     n_gaps = 0
     low = 0
     for k in range(m):
