@@ -181,6 +181,14 @@ def test_memory_mapping_vector_time_limit_and_seeding() -> None:
     _, reward, terminated, truncated, info = vec.step(np.zeros(2, dtype=np.int64))
     assert not terminated.any() and not truncated.any() and (reward == 0).all() and "metrics" not in info
     assert "action" not in info and "invalid_action" not in info  # every sub-env was reset, none stepped
+    # Returned arrays stay the caller's: later steps and partial resets write new ones.
+    obs0, _, _, _, info0 = vec.step(np.zeros(2, dtype=np.int64))
+    kept, kept_mask = obs0.copy(), info0["action_mask"].copy()
+    obs1, _ = vec.reset(options={"reset_mask": np.array([True, False])})
+    vec.step(np.zeros(2, dtype=np.int64))
+    np.testing.assert_array_equal(obs0, kept)
+    np.testing.assert_array_equal(info0["action_mask"], kept_mask)
+    np.testing.assert_array_equal(obs1[1], kept[1])
     with pytest.raises(ValueError):
         vec.step(np.zeros(3, dtype=np.int64))
     with pytest.raises(ValueError):

@@ -245,6 +245,12 @@ def _occupancy_image(i, nb, placed, offset, size, start, end, cap, img):
     w = np.empty((8, bins))
     _bin_edges(float(start[i]), float(end[i]), bins, w[0:3])
     _bin_edges(0.0, float(cap), bins, w[3:6])
+    # A neighbour live over all of buffer i's range covers every time bin whole: c == width, share 1.0
+    # (when no bin is narrower than 1e-12), and its products are its address shares themselves.
+    wide = True
+    for q in range(bins):
+        wide &= w[2, q] == w[1, q] - w[0, q]
+    t_lo, t_hi = w[0, 0], w[1, bins - 1]
     img[:] = 0.0
     for j in nb:
         if not placed[j]:
@@ -254,15 +260,19 @@ def _occupancy_image(i, nb, placed, offset, size, start, end, cap, img):
         q0 = bins
         q1 = 0
         for q in range(bins):
-            c = min(tb, w[1, q]) - max(ta, w[0, q])
-            w[6, q] = (1.0 if c == w[2, q] else c / w[2, q]) if c > 0 else 0.0  # x / x == 1 exactly
             c = min(xb, w[4, q]) - max(xa, w[3, q])
             if c > 0:  # the address bins covered are contiguous: q0 <= q < q1
-                w[7, q] = 1.0 if c == w[5, q] else c / w[5, q]
+                w[7, q] = 1.0 if c == w[5, q] else c / w[5, q]  # x / x == 1 exactly
                 q0 = min(q0, q)
                 q1 = q + 1
-            else:
-                w[7, q] = 0.0
+        if wide and ta <= t_lo and tb >= t_hi:
+            for p in range(bins):
+                for q in range(q0, q1):
+                    img[p, q] += w[7, q]
+            continue
+        for q in range(bins):
+            c = min(tb, w[1, q]) - max(ta, w[0, q])
+            w[6, q] = (1.0 if c == w[2, q] else c / w[2, q]) if c > 0 else 0.0
         for p in range(bins):
             t = w[6, p]
             if t == 0.0:

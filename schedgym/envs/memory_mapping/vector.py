@@ -174,6 +174,8 @@ class MemoryMappingVectorEnv(VectorEnv):
         """Reset every sub-env (or those of ``options["reset_mask"]``); ``seed`` int -> sub-env i gets
         ``seed + i``, a list gives one seed per sub-env."""
         seeds, which = reset_plan(seed, options, self.num_envs, self._ready)
+        # Arrays returned before are the caller's: the sub-envs not reset keep their rows in new copies.
+        self._obs, self._mask = self._obs.copy(), self._mask.copy()
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seeds[0])
         for e in np.flatnonzero(which):
@@ -181,7 +183,7 @@ class MemoryMappingVectorEnv(VectorEnv):
                 self._rngs[e], _ = seeding.np_random(seeds[e])
         self._begin(which)
         self._ready = True
-        return self._obs.copy(), self._base_info(which)
+        return self._obs, self._base_info(which)
 
     # ------------------------------------------------------------------ steps
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -193,6 +195,8 @@ class MemoryMappingVectorEnv(VectorEnv):
             valid = self._all_true
         resets = self._autoreset  # replaced below, never written in place
         any_reset = bool(resets.any())
+        # Every row is written (reset or stepped): fresh arrays, returned without a copy.
+        self._obs, self._mask = np.empty_like(self._obs), np.empty_like(self._mask)
         if any_reset:
             self._begin(resets)
         dyn.step_batch(acts, valid, resets, self.penalty, self._mode, self._inst_of, self._cap, self._total_benefit,
@@ -219,16 +223,17 @@ class MemoryMappingVectorEnv(VectorEnv):
         if finished.size:
             info["metrics"] = stacked_metrics(n, finished, self.metrics)
             info["_metrics"] = done.copy()
-        return self._obs.copy(), self._rewards.copy(), self._terminated.copy(), self._truncated.copy(), info
+        return self._obs, self._rewards.copy(), self._terminated.copy(), self._truncated.copy(), info
 
     def _base_info(self, present: np.ndarray | None) -> dict[str, Any]:
         """``benefit_source`` and ``action_mask`` of the sub-envs in ``present`` (None: all)."""
         source = self._benefit_source[self._inst_of]
-        mask = self._mask.copy()
+        mask = self._mask
         if present is None:
             present = self._all_true
         elif not present.all():
             source = np.where(present, source, None)
+            mask = mask.copy()
             mask[~present] = 0
         return {"benefit_source": source, "_benefit_source": present.copy(), "action_mask": mask,
                 "_action_mask": present.copy()}  # fmt: skip
