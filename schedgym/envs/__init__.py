@@ -27,7 +27,8 @@ class EnvEntry:
     #: The episode length in steps, for ``schedgym list envs`` (each env's docstring, "Episode End").
     horizon: str = ""
     #: True: the env computes its horizon from its kwargs (``horizon_steps``) and is registered with
-    #: ``EnvHorizonLimit``, so ``gym.make(id, **kwargs).spec.max_episode_steps`` is that horizon.
+    #: ``EnvHorizonLimit``, so ``gym.make(id, **kwargs).spec.max_episode_steps`` is that horizon (an id with a
+    #: ``vector_entry_point`` cannot carry the wrapper: its env sets ``spec.max_episode_steps`` itself).
     horizon_from_kwargs: bool = False
     #: Small, fast kwargs used by the generic contract tests over the registry.
     test_kwargs: dict[str, Any] = field(default_factory=dict)
