@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numba
 import numpy as np
 from gymnasium.utils import seeding
@@ -48,8 +47,9 @@ from schedgym.envs.agent_scheduling.types import (
     PREEMPT,
     AgentSchedState,
 )
-from schedgym.sim.borrow import borrow
 from schedgym.envs.agent_scheduling.workload import TYPE_NAMES
+from schedgym.envs.core.vector import integral_actions, reset_plan, stacked_metrics, vector_args
+from schedgym.sim.borrow import borrow
 
 __all__ = ["AgentSchedulingVectorEnv", "step_batch"]
 
@@ -127,15 +127,7 @@ class AgentSchedulingVectorEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, **kwargs: Any) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
-        if kwargs.get("render_mode") is not None:
-            raise ValueError("AgentSchedulingVectorEnv does not render; render a single env (gym.make) instead")
-        kwargs.pop("render_mode", None)
-        if max_episode_steps is not None and (isinstance(max_episode_steps, bool) or int(max_episode_steps) < 1):
-            raise ValueError(f"max_episode_steps must be None or an int >= 1, got {max_episode_steps!r}")
-        self.num_envs = int(num_envs)
-        self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
+        self.num_envs, self.max_episode_steps = vector_args(type(self).__name__, num_envs, max_episode_steps, kwargs)
         self.render_mode = None
         #: Builds episodes (reset) and computes metrics for the sub-envs; never stepped.
         self.template = AgentSchedulingEnv(**kwargs)
@@ -251,24 +243,7 @@ class AgentSchedulingVectorEnv(VectorEnv):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every sub-env (or those of ``options["reset_mask"]``); ``seed`` int -> sub-env i gets
         ``seed + i``, a list gives one seed per sub-env."""
-        n = self.num_envs
-        if seed is None:
-            seeds: list[int | None] = [None] * n
-        elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-            seeds = [int(seed) + i for i in range(n)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != n:
-                raise ValueError(f"reset: {len(seeds)} seeds for {n} envs")
-        reset_mask = None if options is None else options.get("reset_mask")
-        if reset_mask is None:
-            which = np.ones(n, dtype=bool)
-        else:
-            which = np.asarray(reset_mask, dtype=bool)
-            if which.shape != (n,):
-                raise ValueError(f"reset: options['reset_mask'] must have shape ({n},), got {which.shape}")
-            if not self._ready and not which.all():
-                raise ValueError("reset: the first reset must reset every sub-env")
+        seeds, which = reset_plan(seed, options, self.num_envs, self._ready)
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seeds[0])
         for e in np.flatnonzero(which):
@@ -284,17 +259,9 @@ class AgentSchedulingVectorEnv(VectorEnv):
         if not self._ready:
             raise RuntimeError("call reset() before step()")
         n = self.num_envs
-        arr = np.asarray(actions)
-        if arr.shape != (n,):
-            raise ValueError(f"step: actions must have shape ({n},), got {arr.shape}")
-        if arr.dtype.kind in "iu":
-            acts = arr.astype(np.int64)
+        acts, valid = integral_actions(actions, n)  # only integral actions are valid (SchedEnv's contract)
+        if valid is None:
             valid = np.ones(n, dtype=bool)
-        else:  # bools, floats, objects: only integral actions are valid (SchedEnv's contract)
-            acts = np.zeros(n, dtype=np.int64)
-            valid = np.array([_integral(x) is not None for x in arr.tolist()], dtype=bool)
-            for e in np.flatnonzero(valid):
-                acts[e] = _integral(arr[e])
         resets = self._autoreset.copy()
         any_reset = bool(resets.any())
         if any_reset:
@@ -331,15 +298,7 @@ class AgentSchedulingVectorEnv(VectorEnv):
         info["_action"] = stepped.copy()
         finished = np.flatnonzero(done)
         if finished.size:
-            m: dict[str, Any] = {}
-            for e in finished:
-                for key, value in self.metrics(int(e)).items():
-                    if key not in m:
-                        m[key] = np.zeros(n)
-                        m[f"_{key}"] = np.zeros(n, dtype=bool)
-                    m[key][e] = value
-                    m[f"_{key}"][e] = True
-            info["metrics"] = m
+            info["metrics"] = stacked_metrics(n, finished, self.metrics)
             info["_metrics"] = done.copy()
         return self._obs.copy(), self._rewards.copy(), self._terminated.copy(), self._truncated.copy(), info
 
@@ -365,8 +324,3 @@ class AgentSchedulingVectorEnv(VectorEnv):
         self._buf = {}
         self._ready = False
 
-
-def _integral(x: Any) -> int | None:
-    from schedgym.envs.core.base import integral_action
-
-    return integral_action(x)
