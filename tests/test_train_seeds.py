@@ -93,22 +93,25 @@ def test_agent_trained_on_the_train_seeds_passes_validation_and_one_at_every_see
         check_agent_training(task, {"extra": {"agent_dir": str(low)}}, agents)
 
 
-def test_sb3_trains_on_the_train_seeds_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("native", ["true", "false"])  # the native vector env and DummyVecEnv + ResetSeeds
+def test_sb3_trains_on_the_train_seeds_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: str) -> None:
     from schedgym.cli import main as cli_main
+    from schedgym.training.seeds import TrainSeeds
 
     seen: list[int] = []
-    real_reset = ResetSeeds.reset
+    real_draw = TrainSeeds.draw
 
-    def spy(self, **kw):  # type: ignore[no-untyped-def]
-        out = real_reset(self, **kw)
-        seen.append(self.last_seed)
-        return out
+    def spy(self, rng):  # type: ignore[no-untyped-def]
+        seed = real_draw(self, rng)
+        seen.append(seed)
+        return seed
 
-    monkeypatch.setattr(ResetSeeds, "reset", spy)
+    monkeypatch.setattr(TrainSeeds, "draw", spy)
     out = tmp_path / "run"
     assert cli_main(["train", "--env", AS, "--algo", "ppo", "--backend", "sb3", "--kwargs", json.dumps(POISSON),
                      "--timesteps", "128", "--out", str(out), "--no-progress", "--task", TASK,
-                     "--set", "n_envs=1", "--set", "n_steps=64", "--set", "batch_size=32", "--set", "n_epochs=1"]) == 0
+                     "--set", "n_envs=1", "--set", "n_steps=64", "--set", "batch_size=32", "--set", "n_epochs=1",
+                     "--set", f"native_vector_env={native}"]) == 0
     assert seen and all(s >= 1000 for s in seen)
     meta = json.loads((out / "schedgym_agent.json").read_text())
     assert meta["train_seeds"] == "1000-" and meta["train_instances"] == ["poisson#seeds>=1000"]

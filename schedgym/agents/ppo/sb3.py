@@ -25,7 +25,11 @@ __all__ = ["train_sb3", "SB3_DEFAULTS", "export_actor"]
 #: Fallbacks for keys the YAML leaves out (SB3's PPO defaults, smaller net); also the valid keys.
 SB3_DEFAULTS: dict[str, Any] = {
     "timesteps": 100_000,  # default --timesteps
-    "n_envs": 4,  # DummyVecEnv copies of the env
+    "n_envs": 4,  # DummyVecEnv copies of the env (or sub-envs of the native vector env)
+    # true: the env id's native vector env where it registers one (one kernel call steps all n_envs;
+    # native_vec.NativeVecEnv: same episodes as the DummyVecEnv, tested), so many sub-envs cost little
+    # more than one; false (or an id without one): DummyVecEnv of gym.make envs
+    "native_vector_env": True,
     "n_steps": 256,  # steps per env per rollout
     "batch_size": 64,
     "n_epochs": 10,
@@ -52,6 +56,8 @@ _COUNTERS_FILE = "trainer_state.json"
 
 
 def _check_config(config: dict[str, Any]) -> dict[str, Any]:
+    if "native_vector_env" in config and not isinstance(config["native_vector_env"], bool):
+        raise ValueError(f"native_vector_env must be true or false, got {config['native_vector_env']!r}")
     return check_ppo_config(
         config,
         SB3_DEFAULTS,
@@ -61,13 +67,19 @@ def _check_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _make_vec_env(env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int, reward_scale: float = 1.0,
-                  train_seeds: str | None = None) -> Any:
+                  train_seeds: str | None = None, native: bool = False) -> Any:
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from schedgym.evaluation import make_env
 
     make_env(env_id, env_kwargs).close()  # fail here, with the kwarg error, not inside a worker
+    from schedgym.agents.ppo.native_vec import NativeVecEnv, has_native_vector_env
+
+    if native and has_native_vector_env(env_id):
+        vec = NativeVecEnv(env_id, env_kwargs, n_envs, reward_scale, train_seeds)
+        vec.seed(seed)
+        return vec
 
     def factory() -> Any:
         # Monitor inside the scaling: episode returns are reported in the env's own units.
@@ -143,7 +155,8 @@ def _train_sb3(spec: TrainSpec) -> Path:
         cfg = _check_config(meta["config"])
     env_id, env_kwargs, seed = meta["env_id"], meta["env_kwargs"], int(meta["seed"])
     torch.set_num_threads(int(cfg["torch_threads"]))
-    vec = _make_vec_env(env_id, env_kwargs, cfg["n_envs"], seed, float(cfg["reward_scale"]), meta.get("train_seeds"))
+    vec = _make_vec_env(env_id, env_kwargs, cfg["n_envs"], seed, float(cfg["reward_scale"]), meta.get("train_seeds"),
+                        native=bool(cfg["native_vector_env"]))
     model = MaskablePPO(
         "MlpPolicy",
         vec,
