@@ -48,7 +48,7 @@ from schedgym.envs.agent_scheduling.types import (
     AgentSchedState,
 )
 from schedgym.envs.agent_scheduling.workload import TYPE_NAMES
-from schedgym.envs.core.vector import integral_actions, reset_plan, stacked_metrics, vector_args
+from schedgym.envs.core.vector import add_step_info, integral_actions, reset_plan, vector_args
 from schedgym.sim.borrow import borrow
 
 __all__ = ["AgentSchedulingVectorEnv", "step_batch"]
@@ -292,14 +292,7 @@ class AgentSchedulingVectorEnv(VectorEnv):
             clock[resets] = 0.0
         info["sim_time_s"] = clock
         info["_sim_time_s"] = stepped
-        info["invalid_action"] = self._invalid.copy()
-        info["_invalid_action"] = stepped.copy()
-        info["action"] = self._executed.copy()
-        info["_action"] = stepped.copy()
-        finished = np.flatnonzero(done)
-        if finished.size:
-            info["metrics"] = stacked_metrics(n, finished, self.metrics)
-            info["_metrics"] = done.copy()
+        add_step_info(info, stepped, self._invalid, self._executed, done, self.metrics)
         return self._obs.copy(), self._rewards.copy(), self._terminated.copy(), self._truncated.copy(), info
 
     def _base_info(self, present: np.ndarray | None) -> dict[str, Any]:

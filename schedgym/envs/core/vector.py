@@ -13,7 +13,7 @@ import numpy as np
 
 from schedgym.envs.core.base import integral_action
 
-__all__ = ["vector_args", "reset_plan", "integral_actions", "stacked_metrics"]
+__all__ = ["vector_args", "reset_plan", "integral_actions", "stacked_metrics", "add_step_info"]
 
 
 def vector_args(name: str, num_envs: Any, max_episode_steps: Any, kwargs: dict[str, Any]) -> tuple[int, int | None]:
@@ -84,3 +84,25 @@ def stacked_metrics(n: int, finished: np.ndarray, metrics_of: Callable[[int], di
             m[key][e] = value
             m[f"_{key}"][e] = True
     return m
+
+
+def add_step_info(
+    info: dict[str, Any],
+    stepped: np.ndarray,
+    invalid: np.ndarray,
+    executed: np.ndarray,
+    done: np.ndarray,
+    metrics_of: Callable[[int], dict[str, Any]],
+) -> dict[str, Any]:
+    """Add a vector step's per-sub-env ``invalid_action`` and ``action`` (only when some sub-env stepped,
+    as ``SyncVectorEnv`` has them) and the finished episodes' ``metrics`` to ``info``; returns it."""
+    if stepped.any():
+        info["invalid_action"] = invalid.copy()
+        info["_invalid_action"] = stepped.copy()
+        info["action"] = executed.copy()
+        info["_action"] = stepped.copy()
+    finished = np.flatnonzero(done)
+    if finished.size:
+        info["metrics"] = stacked_metrics(len(done), finished, metrics_of)
+        info["_metrics"] = done.copy()
+    return info

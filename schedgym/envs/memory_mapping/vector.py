@@ -30,7 +30,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from schedgym.envs.core.vector import integral_actions, reset_plan, stacked_metrics, vector_args
+from schedgym.envs.core.vector import add_step_info, integral_actions, reset_plan, vector_args
 from schedgym.envs.memory_mapping import dynamics as dyn
 from schedgym.envs.memory_mapping.env import MemoryMappingEnv
 from schedgym.envs.memory_mapping.geometry import PreparedInstance, prepare
@@ -213,16 +213,7 @@ class MemoryMappingVectorEnv(VectorEnv):
             self._truncated = stepped & (self._elapsed >= self.max_episode_steps)
         done = self._terminated | self._truncated
         self._autoreset = done
-        info = self._base_info(None)
-        if stepped.any():  # SyncVectorEnv has these keys only when some sub-env stepped
-            info["invalid_action"] = self._invalid.copy()
-            info["_invalid_action"] = stepped.copy()
-            info["action"] = self._executed.copy()
-            info["_action"] = stepped.copy()
-        finished = np.flatnonzero(done)
-        if finished.size:
-            info["metrics"] = stacked_metrics(n, finished, self.metrics)
-            info["_metrics"] = done.copy()
+        info = add_step_info(self._base_info(None), stepped, self._invalid, self._executed, done, self.metrics)
         return self._obs, self._rewards.copy(), self._terminated.copy(), self._truncated.copy(), info
 
     def _base_info(self, present: np.ndarray | None) -> dict[str, Any]:
