@@ -20,7 +20,8 @@ from schedgym.envs.memory_mapping.instances import MINIMALLOC_NAMES
 from schedgym.evaluation import run_episode
 
 ENV_ID = "schedgym/MemoryMapping-v0"
-POLICIES = ["xla_best_fit", "spatial_best_fit", "temporal_best_fit", "first_fit", "bayesian_order_search", "cpsat_search", "exact", "random"]
+POLICIES = ["xla_best_fit", "spatial_best_fit", "temporal_best_fit", "first_fit", "lowest_offset_first", "bayesian_order_search",
+            "rollout_search", "cpsat_search", "exact", "random"]
 
 
 def main() -> None:

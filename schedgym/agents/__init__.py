@@ -119,4 +119,21 @@ def load_agent_policy(path: str | Path, env_id: str | None = None, **kwargs: Any
     if env_id is not None and not same_env_id(meta.get("env_id"), env_id):
         raise ValueError(f"{path} was trained on {str(meta.get('env_id'))[:80]!r}, not {env_id!r}")
     module = importlib.import_module(f"schedgym.agents.{algo}")
-    return module.load_policy(path, meta=meta, **kwargs)
+    policy = module.load_policy(path, meta=meta, **kwargs)
+    policy.env_overrides = presentation_overrides(meta)
+    return policy
+
+
+def presentation_overrides(meta: dict[str, Any]) -> dict[str, Any]:
+    """The presentation kwargs (``PRESENTATION_KWARGS``, e.g. MemoryMapping's ``action_mode``) an agent was
+    trained with: it acts with them wherever it is evaluated, as a baseline does with ``env_overrides``
+    (the same observation shape can mean another game: ``order`` vs ``place`` mode)."""
+    from schedgym.baselines import PRESENTATION_KWARGS
+    from schedgym.envs import env_family
+
+    trained = meta.get("env_kwargs") or {}
+    try:
+        family = env_family(str(meta.get("env_id")))
+    except ValueError:
+        return {}
+    return {k: trained[k] for k in PRESENTATION_KWARGS.get(family, ()) if isinstance(trained, dict) and k in trained}

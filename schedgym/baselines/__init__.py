@@ -22,6 +22,7 @@ __all__ = [
     "PolicyInfo",
     "RandomPolicy",
     "env_kwargs_for",
+    "PRESENTATION_KWARGS",
 ]
 
 
@@ -41,6 +42,11 @@ class Policy(Protocol):
     def act(self, obs: Any, info: dict[str, Any]) -> int:
         """The action for this step; ``info["action_mask"]`` holds the legal actions."""
         ...
+
+
+#: Env kwargs a policy may add through ``env_overrides`` (how the game is presented; never the instance
+#: or the objective), per env family. Anything else in a results row's ``env_kwargs`` must be the task's.
+PRESENTATION_KWARGS: dict[str, tuple[str, ...]] = {"MemoryMapping": ("action_mode", "order", "K")}
 
 
 def env_kwargs_for(policy: Any, env_kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Baselines of MemoryMapping-v0: XLA-style best fit in three orders, first fit, Bayesian order search,
-the exact solver (MiniMalloc-style branch and bound with a proven bound), a CP-SAT search and random.
+"""Baselines of MemoryMapping-v0: XLA-style best fit in three orders, first fit, lowest offset first,
+Bayesian order search, a rollout search (pilot method), the exact solver (MiniMalloc-style branch and bound
+with a proven bound), a CP-SAT search and random.
 
 Policies that need a particular presentation order or action mode declare it in ``env_overrides``;
 ``schedgym run`` and the benchmark runner build the env with those kwargs (they change how the game is
@@ -31,6 +32,8 @@ __all__ = [
     "evaluate_offsets",
     "ActionZeroBestFit",
     "FirstFit",
+    "LowestOffsetFirst",
+    "RolloutSearch",
     "BayesianOrderSearch",
     "ExactPolicy",
     "CpSatSearch",
@@ -130,6 +133,52 @@ class FirstFit:
         if st.n_candidates == 0:
             return self._env.K
         return int(np.argmin(st.cand_offset[: st.n_candidates]))
+
+
+@register_policy(FAMILY, "lowest_offset_first", "heuristic",
+                 "order mode: place the undecided buffer with the lowest viable offset there (ties: XLA order)")
+class LowestOffsetFirst:
+    """Always action 0 of ``order`` mode: of all undecided buffers, the one whose lowest viable offset is
+    lowest goes there (ties by XLA's order). The greedy bottom-left rule whose decisions MiniMalloc's
+    canonical solutions are made of (Moffitt, ASPLOS 2023); a buffer that fits nowhere goes to slow memory."""
+
+    name = "lowest_offset_first"
+    env_overrides = {"action_mode": "order"}
+
+    def reset(self, env: Any) -> None:
+        _require(env, self.name, action_mode="order")
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        return 0
+
+
+@register_policy(FAMILY, "rollout_search", "search",
+                 "order mode: try every legal action, finish each with lowest_offset_first, keep the best (pilot method)")
+class RolloutSearch:
+    """One-step lookahead with rollouts, the pilot method (Duin and Voss, Networks 1999): every legal action
+    is played on a copy of the env and the episode completed by :class:`LowestOffsetFirst`
+    (``env.rollout_return()``); the action with the highest return is taken, the lowest action index on
+    ties (so it never does worse than the greedy rule it rolls out). Costs up to ``(K + 1) n`` rollouts of
+    up to ``n`` steps per episode. The reference a search agent with rollout leaves must beat."""
+
+    name = "rollout_search"
+    env_overrides = {"action_mode": "order"}
+
+    def reset(self, env: Any) -> None:
+        _require(env, self.name, action_mode="order")
+        self._env = env
+        self._scratch = copy.deepcopy(env)
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        snapshot = self._env.get_state()
+        best_action, best_return = 0, -np.inf
+        for a in np.flatnonzero(np.asarray(info["action_mask"], bool)):
+            self._scratch.set_state(snapshot)
+            _, reward, terminated, truncated, _ = self._scratch.step(int(a))
+            value = float(reward) + (0.0 if terminated or truncated else self._scratch.rollout_return())
+            if value > best_return + 1e-12:
+                best_action, best_return = int(a), value
+        return best_action
 
 
 def _require(env: Any, policy: str, **kwargs: Any) -> None:

@@ -166,8 +166,9 @@ _AS = "schedgym/AgentScheduling-v1"
 _S = InstanceSpec
 #: Every random instance the MemoryMapping generator draws (any seed): never a test instance.
 _RANDOM = _S("random")
-#: The solvers' mappings: the best known where ``exact`` stops at its time limit (its proven bound is the bound).
-_MM_BEST_KNOWN = ("exact", "cpsat_search")
+#: The solvers' and searches' mappings: the best known where ``exact`` stops at its time limit (its proven
+#: bound is the bound).
+_MM_BEST_KNOWN = ("exact", "cpsat_search", "rollout_search")
 _MM_TRAIN_NOTE = (
     "train on generated instances and on the programs the task does not score; capacities do not count as "
     "new data (an agent trained on a file has seen it at every capacity)"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from schedgym.baselines import PRESENTATION_KWARGS
 from schedgym.benchmark.results import _short, decode_actions, read_rows
 
 __all__ = [
@@ -40,9 +41,6 @@ __all__ = [
     "validate_row",
 ]
 
-#: Env kwargs a policy may add through ``env_overrides`` (how the game is presented; never the instance
-#: or the objective), per env family. Anything else in a row's ``env_kwargs`` must be the task's.
-PRESENTATION_KWARGS: dict[str, tuple[str, ...]] = {"MemoryMapping": ("action_mode", "order", "K")}
 
 
 class RowRejected(ValueError):

@@ -88,7 +88,7 @@ class SelfPlayCore:
         legal = np.stack([self.legal[b] for b in rows])
         states = [self.envs[b].unwrapped.get_state() for b in rows] if self.cfg.model == "simulator" else None
         scratch = [self.scratch[b] for b in rows]
-        model = make_model(self.cfg.model, self.net, obs, legal, scratch, states)
+        model = make_model(self.cfg.model, self.net, obs, legal, scratch, states, self.cfg.leaf_value)
         out = gumbel_muzero_search(model, self.search_cfg, self.rng)
         finished: list[Episode] = []
         stats: list[dict[str, Any]] = []

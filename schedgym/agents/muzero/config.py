@@ -16,6 +16,10 @@ class MuZeroConfig:
     timesteps: int = 20_000  # env steps of `schedgym train` when --timesteps is not given
     # ---- model and search
     model: str = "simulator"  # "simulator" (env get_state/set_state as dynamics) or "learned" (MuZero)
+    # Value of a new leaf in the simulator model: "network" (the value head, as AlphaZero) or "rollout" (the
+    # return of the env's default action to the episode's end, env.rollout_return(): AlphaGo's rollouts,
+    # exact in a deterministic game, so the search compares real completions of each move).
+    leaf_value: str = "network"
     num_simulations: int = 16  # simulations per move while training (Gumbel MuZero works with 2-16)
     eval_simulations: int = 16  # simulations per move when acting with a trained agent
     max_considered_actions: int = 16  # m of Gumbel-top-m at the root (Danihelka et al. 2022)
@@ -56,6 +60,10 @@ class MuZeroConfig:
     def __post_init__(self) -> None:
         if self.model not in ("simulator", "learned"):
             raise ValueError(f"model must be 'simulator' or 'learned', got {self.model!r}")
+        if self.leaf_value not in ("network", "rollout"):
+            raise ValueError(f"leaf_value must be 'network' or 'rollout', got {self.leaf_value!r}")
+        if self.leaf_value == "rollout" and self.model != "simulator":
+            raise ValueError("leaf_value 'rollout' needs model 'simulator' (a rollout steps the true env)")
         self.layers = tuple(int(x) for x in self.layers)
         for name in ("num_simulations", "eval_simulations", "batch_size", "num_selfplay_workers",
                      "envs_per_worker", "td_steps", "checkpoint_every", "weights_sync_steps",

@@ -87,7 +87,11 @@ class LearnedModel:
 
 
 class SimulatorModel:
-    """The true simulator as dynamics: ``envs[b]`` is a scratch copy of tree b's env (unwrapped)."""
+    """The true simulator as dynamics: ``envs[b]`` is a scratch copy of tree b's env (unwrapped).
+
+    ``leaf_value="rollout"`` values every node (root included) by ``env.rollout_return()`` instead of the
+    value head: the network then only supplies the prior.
+    """
 
     def __init__(
         self,
@@ -96,7 +100,10 @@ class SimulatorModel:
         root_states: Sequence[dict[str, Any]],
         obs: np.ndarray,
         root_legal: np.ndarray,
+        leaf_value: str = "network",
     ) -> None:
+        if leaf_value not in ("network", "rollout"):
+            raise ValueError(f"leaf_value must be 'network' or 'rollout', got {leaf_value!r}")
         if not (len(envs) == len(root_states) == len(obs) == len(root_legal)):
             raise ValueError("SimulatorModel: envs, root_states, obs and root_legal need one row per tree")
         self.net = net
@@ -104,6 +111,7 @@ class SimulatorModel:
         self.root_states = list(root_states)
         self.obs = np.asarray(obs, np.float32)
         self.root_legal = np.asarray(root_legal, bool)
+        self.leaf_value = leaf_value
         self.num_actions = net.cfg.num_actions
         self.states: list[list[Any]] = []
 
@@ -118,6 +126,10 @@ class SimulatorModel:
         for b in range(batch):
             self.states[b][0] = self.root_states[b]
         logits, value = self._predict(self.obs)
+        if self.leaf_value == "rollout":
+            for b in range(batch):
+                self.envs[b].set_state(self.root_states[b])
+                value[b] = self.envs[b].rollout_return()
         return ModelOutput(
             prior_logits=logits,
             value=value,
@@ -133,11 +145,14 @@ class SimulatorModel:
         reward = np.zeros(batch, np.float32)
         terminal = np.zeros(batch, bool)
         legal = np.ones((batch, self.num_actions), bool)
+        rollout = np.zeros(batch, np.float32)
         for b in np.flatnonzero(active):
             env = self.envs[b]
             env.set_state(self.states[b][parent[b]])
             o, r, term, trunc, info = env.step(int(action[b]))
             self.states[b][node[b]] = env.get_state()
+            if self.leaf_value == "rollout" and not (term or trunc):
+                rollout[b] = env.rollout_return()
             obs[b] = o
             reward[b] = r
             terminal[b] = term or trunc
@@ -145,6 +160,8 @@ class SimulatorModel:
             if not legal[b].any():
                 legal[b, :] = True
         logits, value = self._predict(obs)  # one batched call for all B leaves
+        if self.leaf_value == "rollout":
+            value = rollout
         value = np.where(terminal, 0.0, value).astype(np.float32)
         return ModelOutput(
             prior_logits=logits,
@@ -163,6 +180,7 @@ def make_model(
     legal: np.ndarray,
     scratch_envs: Sequence[Any] | None = None,
     root_states: Sequence[dict[str, Any]] | None = None,
+    leaf_value: str = "network",
 ) -> LearnedModel | SimulatorModel:
     """The search model of ``mode`` for B roots (``scratch_envs``/``root_states`` for the simulator)."""
     if mode == "learned":
@@ -170,5 +188,5 @@ def make_model(
     if mode == "simulator":
         if scratch_envs is None or root_states is None:
             raise ValueError("model 'simulator' needs scratch_envs and root_states (env get_state snapshots)")
-        return SimulatorModel(net, scratch_envs, root_states, obs, legal)
+        return SimulatorModel(net, scratch_envs, root_states, obs, legal, leaf_value)
     raise ValueError(f"model must be one of {MODEL_MODES}, got {mode!r}")

@@ -49,7 +49,8 @@ class MuZeroPolicy:
         if self.cfg.model == "simulator":
             if self.env is None:
                 raise RuntimeError("MuZeroPolicy in simulator mode needs reset(env) before act()")
-            model = make_model("simulator", self.net, obs, legal, [self.scratch], [self.env.get_state()])
+            model = make_model("simulator", self.net, obs, legal, [self.scratch], [self.env.get_state()],
+                               self.cfg.leaf_value)
         else:
             model = make_model("learned", self.net, obs, legal)
         # Tiny MLPs at batch 1: extra intra-op threads only contend (10x slower on a loaded 2-core box).

@@ -153,6 +153,29 @@ class SchedEnv(gym.Env[np.ndarray, np.int64]):
             return a, False
         return self._default_action(), True
 
+    def rollout_return(self, max_steps: int = 1_000_000) -> float:
+        """The return of playing the default action (:meth:`_default_action`, the env's own heuristic) from
+        the current state to the episode's end or ``max_steps``, leaving the env as it was.
+
+        A search with the true simulator uses it as a leaf value (AlphaGo's rollouts; exact in a
+        deterministic env). Costs a snapshot and one :meth:`_apply` per step; envs override it with a kernel.
+        """
+        if self.state is None:
+            raise RuntimeError("call reset() before rollout_return()")
+        if self._episode_over:
+            return 0.0
+        snapshot = self.get_state()
+        total = 0.0
+        try:
+            for _ in range(int(max_steps)):
+                reward, terminated, truncated, _ = self._apply(self._default_action())
+                total += float(reward)
+                if terminated or truncated:
+                    break
+        finally:
+            self.set_state(snapshot)
+        return total
+
     def action_masks(self) -> np.ndarray:
         """Legal actions as a bool array of shape ``(action_space.n,)`` (sb3-contrib MaskablePPO)."""
         if self.state is None:

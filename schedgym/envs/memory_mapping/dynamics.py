@@ -32,6 +32,7 @@ __all__ = [
     "PLACE", "ORDER", "NO_FIT", "IMAGE_BINS", "INST_FIELDS", "STATE_FIELDS",
     "C_CURSOR", "C_N_CANDIDATES", "C_N_DECIDED", "C_N_PLACED", "C_N_AUTO_DISCARDED", "C_PEAK", "N_COUNTERS",
     "T_BENEFIT", "T_AREA", "N_TOTALS", "begin_one", "step_one", "observe_one", "begin_batch", "step_batch",
+    "default_rollout",
 ]  # fmt: skip
 
 PLACE, ORDER = 0, 1
@@ -526,6 +527,28 @@ def step_one(action, valid, penalty, observe, mode, cap, total_benefit, has_grap
     if observe:
         observe_one(mode, cap, total_benefit, has_graph, inst, st, obs, mask)
     return reward, terminated, a, not ok
+
+
+@numba.njit(cache=True)
+def default_rollout(mode, cap, total_benefit, has_graph, inst, st, obs, mask):
+    """The return of playing the default action (0 if a candidate exists, else K) from the state ``st`` to
+    the episode's end, on a copy: ``st`` is left as it was. The leaf value of a search that uses rollouts
+    (AlphaGo's fast rollouts, here the env's own heuristic: best fit in place mode, the lowest viable offset
+    in order mode); ``obs``/``mask`` are scratch."""
+    st = (st[0].copy(), st[1].copy(), st[2].copy(), st[3].copy(), st[4].copy(), st[5].copy(), st[6].copy(),
+          st[7].copy(), st[8].copy(), st[9].copy(), st[10].copy(), st[11].copy(), st[12].copy())  # fmt: skip
+    K = st[7].shape[0]
+    n = inst[0].shape[0]
+    total = 0.0
+    for _ in range(n):  # every step decides at least one buffer
+        if st[0].all():
+            break
+        a = 0 if st[11][C_N_CANDIDATES] > 0 else K
+        r, done, _, _ = step_one(a, True, 0.0, False, mode, cap, total_benefit, has_graph, inst, st, obs, mask)
+        total += r
+        if done:
+            break
+    return total
 
 
 # ---------------------------------------------------------------------------------------------- batches

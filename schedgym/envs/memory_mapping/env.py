@@ -296,6 +296,19 @@ class MemoryMappingEnv(SchedEnv):
         )
         return reward, terminated, False, {}
 
+    def rollout_return(self, max_steps: int = 1_000_000) -> float:
+        """:meth:`SchedEnv.rollout_return` in one kernel call (the default action to the episode's end)."""
+        st = self.state
+        if st is None:
+            raise RuntimeError("call reset() before rollout_return()")
+        if self._episode_over:
+            return 0.0
+        if max_steps < self.horizon_steps:
+            return super().rollout_return(max_steps)
+        prep = st.prep
+        return float(dyn.default_rollout(self._mode, *_scalars(prep), prep.kernel_arrays, _STATE_ARRAYS(st),
+                                         self._obs_scratch, self._mask_scratch))  # fmt: skip
+
     def _action_mask(self) -> np.ndarray:
         mask = np.zeros(self.K + 1, dtype=bool)
         mask[: self.state.n_candidates] = True
