@@ -1,8 +1,11 @@
 """PPO with Ray RLlib on the new API stack (RLModule / Learner / EnvRunner) and our masking RLModule.
 
-The env is referred to as ``"schedgym:<id>"``: gymnasium imports ``schedgym`` (which registers the ids)
-inside every env runner process, so remote runners need nothing from the driver but the config. The
-``ActionMaskObservation`` wrapper is applied there too, through ``gym.make_vec(..., wrappers=[...])``
+Ids with a native vector env (``native_vector_env: true``, the default) give each runner one vector env
+through the creator :func:`~schedgym.agents.ppo.rllib_vector.make_rllib_env` (RLlib's
+``gym_env_vectorize_mode="vector_entry_point"``), which does the training wrappers' jobs on the whole vector.
+Otherwise the env is referred to as ``"schedgym:<id>"``: gymnasium imports ``schedgym`` (which registers
+the ids) inside every env runner process, so remote runners need nothing from the driver but the config.
+The ``ActionMaskObservation`` wrapper is applied there too, through ``gym.make_vec(..., wrappers=[...])``
 (RLlib passes ``env_config`` to ``gym.make_vec`` as keyword arguments).
 
 Ray starts embedded by default, bound to 127.0.0.1 with no dashboard (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``
@@ -32,6 +35,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -47,6 +51,9 @@ RLLIB_DEFAULTS: dict[str, Any] = {
     "timesteps": 100_000,  # default --timesteps
     "num_env_runners": 0,  # remote EnvRunner actors; 0 samples in the driver process
     "num_envs_per_env_runner": 4,  # vectorised copies of the env per runner
+    # true: ids with a native vector env step all of a runner's envs in one kernel call
+    # (rllib_vector.RLlibVectorEnv: same episodes as RLlib's SyncVectorEnv of wrapped envs, tested)
+    "native_vector_env": True,
     "train_batch_size": 2048,  # env steps per training iteration (per learner)
     "minibatch_size": 128,
     "num_epochs": 10,
@@ -76,6 +83,8 @@ _RETURNS_KEY = "schedgym_episode_returns"
 
 
 def _check_config(config: dict[str, Any]) -> dict[str, Any]:
+    if "native_vector_env" in config and not isinstance(config["native_vector_env"], bool):
+        raise ValueError(f"native_vector_env must be true or false, got {config['native_vector_env']!r}")
     return check_ppo_config(
         config,
         RLLIB_DEFAULTS,
@@ -163,25 +172,41 @@ def build_algo_config(env_id: str, env_kwargs: dict[str, Any], cfg: dict[str, An
     from schedgym.agents.ppo.rl_module import MaskedMLPTorchRLModule
     from schedgym.envs.core import ActionMaskObservation
 
+    from schedgym.agents.ppo.native_vec import has_native_vector_env
+    from schedgym.agents.ppo.rllib_vector import make_rllib_env
     from schedgym.agents.ppo.wrappers import EpisodeReturnInfo, RewardScale
 
     n_envs = cfg["num_envs_per_env_runner"] * max(1, cfg["num_env_runners"])
-    wrappers: list[Any] = [ActionMaskObservation, EpisodeReturnInfo]
-    if train_seeds is not None:  # every reset draws its seed from the train split's seeds
-        from schedgym.training.seeds import ResetSeeds
+    native = bool(cfg.get("native_vector_env", True)) and has_native_vector_env(env_id)
+    if native:  # one native vector env per runner, the wrappers' jobs done on the whole vector
+        from ray.tune.registry import register_env
 
-        wrappers.insert(0, functools.partial(ResetSeeds, train_seeds=str(train_seeds)))
-    if float(cfg["reward_scale"]) != 1.0:
-        scale = float(cfg["reward_scale"])
-        wrappers.append(functools.partial(RewardScale, scale=scale))
+        env: Any = f"schedgym-native-vector/{env_id}"
+        register_env(env, make_rllib_env)  # Ray's registry reaches the remote runners too
+        env_config: dict[str, Any] = {"env_id": env_id, "env_kwargs": dict(env_kwargs),
+                                      "reward_scale": float(cfg["reward_scale"]),
+                                      "train_seeds": None if train_seeds is None else str(train_seeds)}
+        vectorize_mode = gym.VectorizeMode.VECTOR_ENTRY_POINT
+    else:  # RLlib's SyncVectorEnv of single envs, each wrapped
+        wrappers: list[Any] = [ActionMaskObservation, EpisodeReturnInfo]
+        if train_seeds is not None:  # every reset draws its seed from the train split's seeds
+            from schedgym.training.seeds import ResetSeeds
+
+            wrappers.insert(0, functools.partial(ResetSeeds, train_seeds=str(train_seeds)))
+        if float(cfg["reward_scale"]) != 1.0:
+            scale = float(cfg["reward_scale"])
+            wrappers.append(functools.partial(RewardScale, scale=scale))
+        env, env_config = rllib_env_name(env_id), {**env_kwargs, "wrappers": wrappers}
+        vectorize_mode = gym.VectorizeMode.SYNC
     config = (
         PPOConfig()
-        .environment(env=rllib_env_name(env_id), env_config={**env_kwargs, "wrappers": wrappers})
+        .environment(env=env, env_config=env_config)
         .framework("torch")
         .env_runners(
             num_env_runners=cfg["num_env_runners"],
             num_envs_per_env_runner=cfg["num_envs_per_env_runner"],
             rollout_fragment_length=max(1, cfg["train_batch_size"] // n_envs),
+            gym_env_vectorize_mode=vectorize_mode,
         )
         .learners(num_learners=0)
         .rl_module(

@@ -48,7 +48,7 @@ from schedgym.envs.agent_scheduling.types import (
     AgentSchedState,
 )
 from schedgym.envs.agent_scheduling.workload import TYPE_NAMES
-from schedgym.envs.core.vector import add_step_info, integral_actions, reset_plan, vector_args
+from schedgym.envs.core.vector import AutoresetSeeds, add_step_info, integral_actions, reset_plan, vector_args
 from schedgym.sim.borrow import borrow
 
 __all__ = ["AgentSchedulingVectorEnv", "step_batch"]
@@ -116,7 +116,7 @@ def step_batch(actions, valid, skip, penalty, p, pf, prof, n_types, obs_clip, n_
                     gf[e], tenant_waiting[e, :nt], tenant_service[e, :nt], n_types, n_active, obs_clip)  # fmt: skip
 
 
-class AgentSchedulingVectorEnv(VectorEnv):
+class AgentSchedulingVectorEnv(AutoresetSeeds, VectorEnv):
     """``num_envs`` AgentScheduling-v1 episodes stepped together (module docstring).
 
     ``kwargs`` are those of :class:`AgentSchedulingEnv` (every sub-env gets the same); ``max_episode_steps``
@@ -244,6 +244,7 @@ class AgentSchedulingVectorEnv(VectorEnv):
         """Reset every sub-env (or those of ``options["reset_mask"]``); ``seed`` int -> sub-env i gets
         ``seed + i``, a list gives one seed per sub-env."""
         seeds, which = reset_plan(seed, options, self.num_envs, self._ready)
+        self._forget_autoreset_seeds(which)
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seeds[0])
         for e in np.flatnonzero(which):
@@ -265,6 +266,7 @@ class AgentSchedulingVectorEnv(VectorEnv):
         resets = self._autoreset.copy()
         any_reset = bool(resets.any())
         if any_reset:
+            self._seed_autoresetting(resets)
             for e in np.flatnonzero(resets):
                 self._reset_one(int(e), None)
         t = self.template

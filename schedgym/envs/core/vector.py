@@ -6,14 +6,57 @@ metrics in the vector-info convention.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from gymnasium.utils import seeding
 
 from schedgym.envs.core.base import integral_action
 
-__all__ = ["vector_args", "reset_plan", "integral_actions", "stacked_metrics", "add_step_info"]
+__all__ = ["vector_args", "reset_plan", "integral_actions", "stacked_metrics", "add_step_info", "AutoresetSeeds"]
+
+
+class AutoresetSeeds:
+    """Seeds for the next auto-resets of a native vector env whose sub-env ``e`` draws from ``_rngs[e]``.
+
+    Under next-step autoreset a sub-env restarts inside ``step`` without a seed (it continues its own
+    stream). A trainer that may only use a train split's seeds names the seed of each finished sub-env's
+    next episode with :meth:`seed_autoresets`; that episode then starts exactly as ``reset(seed=s)``
+    would start it. The env calls :meth:`_seed_autoresetting` just before it auto-resets and
+    :meth:`_forget_autoreset_seeds` when ``reset`` restarts sub-envs itself.
+    """
+
+    num_envs: int
+    _rngs: list[np.random.Generator | None]
+
+    def seed_autoresets(self, seeds: Sequence[int | None]) -> None:
+        """Seed the next auto-reset of each sub-env ``i`` with ``seeds[i]`` (``None``: its own stream)."""
+        seeds = list(seeds)
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"seed_autoresets: {len(seeds)} seeds for {self.num_envs} envs")
+        for s in seeds:
+            if s is not None and (isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0):
+                raise ValueError(f"seed_autoresets: seeds must be non-negative integers or None, got {s!r}")
+        pending = self.__dict__.setdefault("_autoreset_seeds", [None] * self.num_envs)
+        for e, s in enumerate(seeds):
+            if s is not None:
+                pending[e] = int(s)
+
+    def _seed_autoresetting(self, resets: np.ndarray) -> None:
+        pending = self.__dict__.get("_autoreset_seeds")
+        if pending is None:
+            return
+        for e in np.flatnonzero(resets):
+            if pending[e] is not None:
+                self._rngs[e], _ = seeding.np_random(pending[e])
+                pending[e] = None
+
+    def _forget_autoreset_seeds(self, which: np.ndarray) -> None:
+        pending = self.__dict__.get("_autoreset_seeds")
+        if pending is not None:
+            for e in np.flatnonzero(which):
+                pending[e] = None
 
 
 def vector_args(name: str, num_envs: Any, max_episode_steps: Any, kwargs: dict[str, Any]) -> tuple[int, int | None]:

@@ -30,7 +30,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from schedgym.envs.core.vector import add_step_info, integral_actions, reset_plan, vector_args
+from schedgym.envs.core.vector import AutoresetSeeds, add_step_info, integral_actions, reset_plan, vector_args
 from schedgym.envs.memory_mapping import dynamics as dyn
 from schedgym.envs.memory_mapping.env import MemoryMappingEnv
 from schedgym.envs.memory_mapping.geometry import PreparedInstance, prepare
@@ -40,7 +40,7 @@ from schedgym.envs.memory_mapping.types import MappingState
 __all__ = ["MemoryMappingVectorEnv"]
 
 
-class MemoryMappingVectorEnv(VectorEnv):
+class MemoryMappingVectorEnv(AutoresetSeeds, VectorEnv):
     """``num_envs`` MemoryMapping-v0 episodes stepped together (module docstring).
 
     ``kwargs`` are those of :class:`MemoryMappingEnv` (every sub-env gets the same); ``max_episode_steps``
@@ -174,6 +174,7 @@ class MemoryMappingVectorEnv(VectorEnv):
         """Reset every sub-env (or those of ``options["reset_mask"]``); ``seed`` int -> sub-env i gets
         ``seed + i``, a list gives one seed per sub-env."""
         seeds, which = reset_plan(seed, options, self.num_envs, self._ready)
+        self._forget_autoreset_seeds(which)
         # Arrays returned before are the caller's: the sub-envs not reset keep their rows in new copies.
         self._obs, self._mask = self._obs.copy(), self._mask.copy()
         if seed is not None:
@@ -198,6 +199,7 @@ class MemoryMappingVectorEnv(VectorEnv):
         # Every row is written (reset or stepped): fresh arrays, returned without a copy.
         self._obs, self._mask = np.empty_like(self._obs), np.empty_like(self._mask)
         if any_reset:
+            self._seed_autoresetting(resets)
             self._begin(resets)
         dyn.step_batch(acts, valid, resets, self.penalty, self._mode, self._inst_of, self._cap, self._total_benefit,
                        self._has_graph, self._n_bufs, self._n_edges, self._inst, self._state, self._obs, self._mask,
