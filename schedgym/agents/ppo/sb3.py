@@ -49,6 +49,13 @@ SB3_DEFAULTS: dict[str, Any] = {
     "keep_checkpoints": 3,  # older checkpoints are deleted
     "device": "cpu",  # small MLPs train faster on CPU than on a GPU
     "torch_threads": 1,  # intra-op threads while training (restored afterwards); see ppo_sb3.yaml
+    # Behaviour cloning before PPO (pretrain.py): the actor first imitates this baseline's decisions on
+    # `pretrain_episodes` episodes of the run's env kwargs and train seeds; null: start from scratch.
+    "pretrain_policy": None,
+    "pretrain_episodes": 20,
+    "pretrain_epochs": 30,  # passes over the demonstrations
+    "pretrain_lr": 1.0e-3,  # Adam
+    "pretrain_batch_size": 512,
 }
 
 _STATE_FILE = "sb3_state.pt"
@@ -58,11 +65,15 @@ _COUNTERS_FILE = "trainer_state.json"
 def _check_config(config: dict[str, Any]) -> dict[str, Any]:
     if "native_vector_env" in config and not isinstance(config["native_vector_env"], bool):
         raise ValueError(f"native_vector_env must be true or false, got {config['native_vector_env']!r}")
+    pretrain = config.get("pretrain_policy")
+    if pretrain is not None and (not isinstance(pretrain, str) or not pretrain):
+        raise ValueError(f"pretrain_policy must be a baseline name or null, got {pretrain!r}")
     return check_ppo_config(
         config,
         SB3_DEFAULTS,
         "ppo/sb3",
-        positive_ints=("n_envs", "n_steps", "batch_size", "n_epochs", "checkpoint_every_steps", "torch_threads"),
+        positive_ints=("n_envs", "n_steps", "batch_size", "n_epochs", "checkpoint_every_steps", "torch_threads",
+                       "pretrain_episodes", "pretrain_epochs", "pretrain_batch_size"),
     )
 
 
@@ -135,6 +146,24 @@ def _restore_checkpoint(model: Any, checkpoint: Path) -> int:
     return model.num_timesteps
 
 
+def _pretrain(model: Any, cfg: dict[str, Any], meta: dict[str, Any], run: RunDir, env_id: str,
+              env_kwargs: dict[str, Any], seed: int) -> None:
+    """Behaviour cloning of ``cfg["pretrain_policy"]`` into the actor (pretrain.py); recorded in the run."""
+    import time
+
+    from schedgym.agents.ppo.pretrain import clone_into_actor, collect_demonstrations
+
+    t0 = time.perf_counter()
+    demos = collect_demonstrations(env_id, env_kwargs, str(cfg["pretrain_policy"]), int(cfg["pretrain_episodes"]),
+                                   seed, meta.get("train_seeds"))
+    losses = clone_into_actor(model.policy, demos, int(cfg["pretrain_epochs"]), float(cfg["pretrain_lr"]),
+                              int(cfg["pretrain_batch_size"]), seed)
+    record = {"policy": str(cfg["pretrain_policy"]), "episodes": len(demos.seeds), "decisions": int(len(demos.actions)),
+              "seeds": demos.seeds, "final_loss": losses[-1], "wall_s": round(time.perf_counter() - t0, 1)}
+    meta["pretrain"] = record
+    run.log("pretrain", step=0, **{k: v for k, v in record.items() if k != "seeds"})
+
+
 def train_sb3(spec: TrainSpec) -> Path:
     """Train MaskablePPO as ``spec`` says; checkpoints, TensorBoard and metadata go to ``spec.out_dir``."""
     threads = torch.get_num_threads()
@@ -188,6 +217,8 @@ def _train_sb3(spec: TrainSpec) -> Path:
         run.log("resume", step=start_step, checkpoint=latest.name)
     else:
         run.log("start", step=0)
+        if cfg.get("pretrain_policy"):
+            _pretrain(model, cfg, meta, run, env_id, env_kwargs, seed)
     every = int(cfg["checkpoint_every_steps"])
 
     from torch.utils.tensorboard import SummaryWriter
