@@ -293,6 +293,7 @@ def test_committed_memory_rows_never_beat_the_proven_bound(task):
 
     from schedgym.benchmark.results import read_rows
     from schedgym.benchmark.tasks import TASKS
+    from schedgym.envs.memory_mapping.solver import MILP_BOUND_SLACK
 
     folder = Path(__file__).resolve().parents[1] / "leaderboard" / "results" / task
     assert TASKS[task].bound == "exact"
@@ -300,4 +301,6 @@ def test_committed_memory_rows_never_beat_the_proven_bound(task):
     assert set(bound) == {i.name for i in TASKS[task].instances}
     for path in sorted(folder.glob("*.csv")):
         for r in read_rows(path).rows:
-            assert float(r["metric"]) <= bound[r["instance"]] + 1e-9, f"{path.name} {r['instance']}"
+            # proven up to HiGHS's tolerances (solver.MILP_BOUND_SLACK; the committed exact rows predate that
+            # slack, and two search rows on torch:mlp_mixer exceed their bound by 1.1e-6)
+            assert float(r["metric"]) <= bound[r["instance"]] + MILP_BOUND_SLACK, f"{path.name} {r['instance']}"

@@ -293,6 +293,10 @@ def proven_bounds(task: Task, rows_by_policy: Mapping[str, Sequence[Mapping[str,
 
 def _beats(task: Task, value: float, bound: float) -> bool:
     slack = _BOUND_RTOL * max(1.0, abs(bound))
+    if task.bound:  # a solver's bound is proven up to its MILP tolerances (solver.MILP_BOUND_SLACK)
+        from schedgym.envs.memory_mapping.solver import MILP_BOUND_SLACK
+
+        slack = max(slack, MILP_BOUND_SLACK * max(1.0, abs(bound)))
     return value > bound + slack if task.direction == "max" else value < bound - slack
 
 
