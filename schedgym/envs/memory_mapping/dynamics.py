@@ -220,6 +220,34 @@ def _lowest_fit(nb, placed, offset, size, s, a, cap):
 
 
 @numba.njit(cache=True)
+def _lowest_fit_from(nb, placed, offset, size, s, a, cap, floor):
+    """:func:`_lowest_fit` when no offset below ``floor`` fits (the same ``(offset, gap_lo, gap_hi)``), without
+    sorting the neighbours: the candidate is pushed above every placed neighbour it overlaps until none
+    does (any fitting offset at or above a candidate is above the tops of the neighbours that candidate
+    overlaps), then one pass finds the free gap around it. Used after a placement, whose neighbours' old
+    lowest fits were the lowest then and are overlapped now, so nothing below the new top fits."""
+    x = floor if a == 1 else -(-floor // a) * a
+    while True:
+        if x + s > cap:
+            return NO_FIT, 0, 0
+        push = x
+        for k in nb:
+            if placed[k] and offset[k] < x + s and offset[k] + size[k] > push:
+                push = offset[k] + size[k]
+        if push == x:
+            break
+        x = push if a == 1 else -(-push // a) * a
+    lo, hi = 0, cap
+    for k in nb:
+        if placed[k]:
+            if offset[k] >= x + s:
+                hi = min(hi, offset[k])
+            else:  # it ends at or below x: the scan's running maximum of tops below the gap
+                lo = max(lo, offset[k] + size[k])
+    return x, lo, hi
+
+
+@numba.njit(cache=True)
 def _bin_edges(lo, hi, bins, w):
     """``w[0, q], w[1, q], w[2, q]``: start, end and width (at least 1e-12) of bin ``q`` of ``[lo, hi)`` cut in
     ``bins`` equal bins (edges ``lo + (hi - lo) * q / bins``, as ``np.linspace`` makes them)."""
@@ -334,7 +362,8 @@ def _update_viable_offsets(b, x, cap, has_graph, inst, st):
         if not (v < top and v + size[j] > x):
             continue
         nbj = _neighbours(j, start, end, indptr, indices, has_graph)
-        v, lo, hi = _lowest_fit(nbj, placed, offset, size, size[j], alignment[j], cap)
+        # Its old slot was the lowest fit and overlaps [x, top) now: nothing below top fits any more.
+        v, lo, hi = _lowest_fit_from(nbj, placed, offset, size, size[j], alignment[j], cap, top)
         mvo[j], gap_lo[j], gap_hi[j] = v, lo, hi
         if v == NO_FIT:
             _mark_decided(j, inst, st)
