@@ -100,8 +100,6 @@ def test_single_env_creator_matches_the_wrapped_env() -> None:
 
 
 def test_rllib_config_picks_the_native_vector_env_where_one_exists() -> None:
-    import gymnasium as gym
-
     from schedgym.agents.ppo.rllib import RLLIB_DEFAULTS, build_algo_config
 
     cfg = dict(RLLIB_DEFAULTS)
