@@ -24,7 +24,7 @@ from schedgym.envs.power_capping.oversubscription import servers_deployable
 from schedgym.evaluation import make_env, run_episode
 
 ENV_ID = "schedgym/PowerCapping-v1"
-POLICIES = ("no_cap", "static_cap", "polca", "bayesian", "random", "clairvoyant")
+POLICIES = ("no_cap", "static_cap", "static_cap_both", "polca", "bayesian", "random", "clairvoyant")
 
 
 def deep_table(n_servers: int, seeds: list[int], env_kwargs: dict) -> Table:

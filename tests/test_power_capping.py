@@ -282,7 +282,7 @@ def test_clairvoyant_sees_the_exact_future_and_never_brakes_where_caps_suffice()
 def test_no_policy_deploys_more_than_the_clairvoyant_bound():
     res = {
         name: servers_deployable(name, env_kwargs=SWEEP_ENV, max_servers=16, patience=2).servers_deployable
-        for name in ("no_cap", "static_cap", "polca", "bayesian", "random", "clairvoyant")
+        for name in ("no_cap", "static_cap", "static_cap_both", "polca", "bayesian", "random", "clairvoyant")
     }
     assert all(v <= res["clairvoyant"] for v in res.values()), res
     assert res["no_cap"] < res["clairvoyant"], res
@@ -291,7 +291,7 @@ def test_no_policy_deploys_more_than_the_clairvoyant_bound():
 def test_no_brake_free_policy_loses_less_than_the_clairvoyant_on_a_deep_row():
     """The deep-oversubscription score (HP + LP perf loss at zero brakes) on a small 1.2x row."""
     loss = {}
-    for name in ("no_cap", "static_cap", "polca", "bayesian", "random", "clairvoyant"):
+    for name in ("no_cap", "static_cap", "static_cap_both", "polca", "bayesian", "random", "clairvoyant"):
         _, res = episode(name, n_servers=12, provisioned_servers=10, episode_hours=0.25)
         loss[name] = (res.metrics["brake_events"], res.metrics["perf_loss"])
     assert loss["clairvoyant"][0] == 0 and loss["no_cap"][0] > 0, loss
@@ -446,3 +446,22 @@ def test_scale_rate_shifted_keeps_each_request_and_the_default_is_unchanged():
     a.reset(seed=3)
     b.reset(seed=3)
     assert np.array_equal(a.state.fleet.arrival_s, b.state.fleet.arrival_s)
+
+
+def test_p50_latency_loss_is_zero_uncapped_and_follows_the_class_that_is_capped():
+    """``hp/lp_latency_p50_loss`` (issue 13's comparison of POLCA's P50 rule with the mean-latency rule):
+    0 when the row never caps or brakes (both rows are the same simulation), positive only for the capped
+    class, and equal to the median over requests recomputed here."""
+    from schedgym.sim.serving.state import QF_FINISH_T
+
+    _, free = episode("no_cap", n_servers=8, **SMALL)
+    assert free.metrics["brake_events"] == 0
+    assert free.metrics["hp_latency_p50_loss"] == 0.0 and free.metrics["lp_latency_p50_loss"] == 0.0
+    env, capped = episode("static_cap", n_servers=8, **SMALL)  # LP at 1110 MHz, HP uncapped
+    assert capped.metrics["hp_latency_p50_loss"] == 0.0 and capped.metrics["lp_latency_p50_loss"] > 0.02
+    fl, n, nh = env.state.fleet, env.params.n_servers, env.params.n_hp_servers
+    finish = fl.qf[: 2 * n, :, QF_FINISH_T]
+    both = (finish[nh:n] >= 0) & (finish[n + nh : 2 * n] >= 0)
+    lat = finish - fl.arrival_s[: 2 * n]
+    expected = np.median(lat[nh:n][both]) / np.median(lat[n + nh : 2 * n][both]) - 1.0
+    assert capped.metrics["lp_latency_p50_loss"] == pytest.approx(expected, rel=1e-12)

@@ -10,7 +10,9 @@ HELP = "find the largest n_servers a PowerCapping policy keeps safe on a provisi
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--policy", required=True, help="a PowerCapping baseline: no_cap, static_cap, polca, bayesian, clairvoyant (bound), random"
+        "--policy",
+        required=True,
+        help="a PowerCapping baseline: no_cap, static_cap, static_cap_both, polca, bayesian, clairvoyant (bound), random",
     )
     parser.add_argument("--kwargs", default="{}", help="PowerCapping-v1 env kwargs as a JSON object (not n_servers)")
     parser.add_argument("--policy-kwargs", default="{}", help="policy kwargs as a JSON object")

@@ -34,7 +34,7 @@ from schedgym.envs.power_capping.types import (
 from schedgym.envs.power_capping.workload import base_trace, default_start_hour, row_requests
 from schedgym.sim.serving import ServingParams, build_profile
 from schedgym.sim.serving.params import PF_DECODE_W
-from schedgym.sim.serving.state import QF_FIRST_T, RI_NRUN, RI_NWAIT
+from schedgym.sim.serving.state import QF_FINISH_T, QF_FIRST_T, RI_NRUN, RI_NWAIT
 
 __all__ = [
     "PowerCappingEnv",
@@ -244,6 +244,7 @@ class PowerCappingEnv(SchedEnv):
     | hp_perf_loss, lp_perf_loss | mean latency of the class (Little's law) / reference - 1 |
     | hp_throughput_loss, lp_throughput_loss | 1 - tokens processed / reference |
     | hp_ttft_p50, hp_ttft_p99, lp_ttft_p99 | TTFT percentiles (s), controlled row |
+    | hp_latency_p50_loss, lp_latency_p50_loss | median end-to-end latency of the class / reference - 1 (requests finished in both rows) |
     | rule_ok | 1 if 0 brakes and HP/LP loss within the tolerances (POLCA's rule) |
     | no_brakes | 1 if no brake event (the deep-oversubscription task's rule) |
     | within_budget_frac | share of seconds with row power within the budget |
@@ -454,6 +455,25 @@ class PowerCappingEnv(SchedEnv):
         w = self._class_sums(dyn.request_seconds(self.state))
         return np.where(w[1] > 0, w[0] / np.where(w[1] > 0, w[1], 1.0) - 1.0, 0.0)
 
+    def _latency_p50_loss(self) -> tuple[float, float]:
+        """Per class, the median end-to-end latency (arrival to last token) over the requests finished in
+        both rows, as a ratio to the reference row's median, minus 1. POLCA states its latency rule on the
+        P50 ("<1 % P50 latency impact", env-power-capping.md); the rule here still prices mean latency
+        (``hp_perf_loss``), this is reported so the two can be compared (issue 13)."""
+        fl, n, nh = self.state.fleet, self.params.n_servers, self.params.n_hp_servers
+        finish = fl.qf[: 2 * n, :, QF_FINISH_T]
+        latency = finish - fl.arrival_s[: 2 * n]
+        out = []
+        for rows in (slice(0, nh), slice(nh, n)):
+            ref_rows = slice(n + rows.start, n + rows.stop)
+            both = (finish[rows] >= 0) & (finish[ref_rows] >= 0)
+            if not both.any():
+                out.append(0.0)
+                continue
+            ref = float(np.median(latency[ref_rows][both]))
+            out.append(float(np.median(latency[rows][both])) / ref - 1.0 if ref > 0 else 0.0)
+        return out[0], out[1]
+
     def _observe(self) -> np.ndarray:
         s, p = self.state, self.params
         t = int(s.ctl[C_T])
@@ -553,6 +573,7 @@ class PowerCappingEnv(SchedEnv):
         def pct(x: np.ndarray, q: float) -> float:
             return float(np.percentile(x, q)) if x.size else 0.0
 
+        hp_p50_loss, lp_p50_loss = self._latency_p50_loss()
         hp_ttft = ttft[:nh][started[:nh]]
         lp_ttft = ttft[nh:][started[nh:]]
         brakes = int(s.ctl[C_BRAKE_EVENTS])
@@ -569,6 +590,8 @@ class PowerCappingEnv(SchedEnv):
             "lp_perf_loss": lp_loss,
             "hp_throughput_loss": float(1.0 - tok[0, 0] / tok[1, 0]) if tok[1, 0] > 0 else 0.0,
             "lp_throughput_loss": float(1.0 - tok[0, 1] / tok[1, 1]) if tok[1, 1] > 0 else 0.0,
+            "hp_latency_p50_loss": hp_p50_loss,
+            "lp_latency_p50_loss": lp_p50_loss,
             "hp_ttft_p50": pct(hp_ttft, 50),
             "hp_ttft_p99": pct(hp_ttft, 99),
             "lp_ttft_p99": pct(lp_ttft, 99),
