@@ -32,13 +32,13 @@ def paired(task: str, a: str, b: str, results: Path) -> tuple[np.ndarray, list[t
     return np.array([rows[a][k] - rows[b][k] for k in keys]), keys
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("task")
     parser.add_argument("a", help="policy (file name without .csv)")
     parser.add_argument("b", help="policy it is compared with")
     parser.add_argument("--results", type=Path, default=Path("leaderboard/results"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     task = get_task(args.task)
     d, keys = paired(args.task, args.a, args.b, args.results)
     rng = np.random.default_rng(0)

@@ -57,7 +57,7 @@ def caps(text: str) -> tuple[float, float]:
     return lp, hp
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workload", default="synthetic")
     ap.add_argument("--seeds", default="1,2,3")
@@ -65,10 +65,13 @@ def main() -> None:
     ap.add_argument("--capped", type=caps, default=(1275.0, 1305.0), help="LP/HP MHz held, e.g. 1275/1305")
     ap.add_argument("--relaxed", type=caps, default=(1410.0, 1410.0), help="LP/HP MHz when quiet")
     ap.add_argument("--thresholds", default="0.80,0.85,0.90")
-    args = ap.parse_args()
+    ap.add_argument("--episode-hours", type=float, default=None, help="shorter episodes (default: 1 h)")
+    args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
-    env = make_env(ENV_ID, {"workload": args.workload, "n_servers": 60, "provisioned_servers": 40,
-                            "trace_replication": args.replication})
+    kwargs = {"workload": args.workload, "n_servers": 60, "provisioned_servers": 40, "trace_replication": args.replication}
+    if args.episode_hours is not None:
+        kwargs["episode_hours"] = args.episode_hours
+    env = make_env(ENV_ID, kwargs)
     policies = [Constant(lp, hp) for lp, hp in ((1410, 1410), (1275, 1410), (1410, 1305), (1275, 1305), (1110, 1410))]
     policies += [Threshold(args.capped, args.relaxed, float(t)) for t in args.thresholds.split(",")]
     policies.append(make_policy("clairvoyant", ENV_ID))

@@ -24,9 +24,11 @@ from schedgym.evaluation import make_env, run_episode
 ENV_ID = "schedgym/PowerCapping-v1"
 
 
-def cell(policy: str, n_servers: int, seed: int, replication: str) -> str:
-    env = make_env(ENV_ID, {"workload": "azure-conv", "n_servers": n_servers, "provisioned_servers": 40,
-                            "trace_replication": replication})
+def cell(policy: str, n_servers: int, seed: int, replication: str, episode_hours: float | None = None) -> str:
+    kwargs = {"workload": "azure-conv", "n_servers": n_servers, "provisioned_servers": 40, "trace_replication": replication}
+    if episode_hours is not None:
+        kwargs["episode_hours"] = episode_hours
+    env = make_env(ENV_ID, kwargs)
     m = run_episode(env, make_policy(policy, ENV_ID), seed=seed).metrics
     pct = lambda k: f"{100 * m[k]:.1f}"  # noqa: E731
     return (f"{m['brake_events']} | {pct('hp_perf_loss')}/{pct('lp_perf_loss')} | "
@@ -34,20 +36,21 @@ def cell(policy: str, n_servers: int, seed: int, replication: str) -> str:
             f"{pct('hp_throughput_loss')}/{pct('lp_throughput_loss')}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--counts", default="50,52,54,56,58")
     ap.add_argument("--policies", default="no_cap,polca,static_cap,static_cap_both,bayesian,clairvoyant")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--replication", default="shifted", choices=("shifted", "jitter"))
-    args = ap.parse_args()
+    ap.add_argument("--episode-hours", type=float, default=None, help="shorter episodes (default: the trace's hour)")
+    args = ap.parse_args(argv)
     counts = [int(c) for c in args.counts.split(",")]
     print(f"azure-conv, trace_replication={args.replication}, seed {args.seed}; "
           "cell: brakes | mean-latency loss HP/LP % | P50 latency loss HP/LP % | throughput loss HP/LP %")
     print("| policy | " + " | ".join(f"{n} servers" for n in counts) + " |")
     print("|---" * (len(counts) + 1) + "|")
     for policy in args.policies.split(","):
-        cells = [cell(policy, n, args.seed, args.replication).replace(" | ", " ; ") for n in counts]
+        cells = [cell(policy, n, args.seed, args.replication, args.episode_hours).replace(" | ", " ; ") for n in counts]
         print(f"| {policy} | " + " | ".join(cells) + " |", flush=True)
 
 
