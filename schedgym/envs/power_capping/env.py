@@ -256,6 +256,8 @@ class PowerCappingEnv(SchedEnv):
     * v1: the row runs on the shared serving core (continuous batching, per-server streams, power split
       into idle/SM/HBM, ALPHA = 3.74); reward = the benchmark's rule; observation scaled; ``clairvoyant``
       bound. Not comparable with v0.
+      Later additions that leave the dynamics, reward and observation unchanged (rows still replay): the
+      metrics ``hp_latency_p50_loss`` and ``lp_latency_p50_loss``.
     * v0: simplified per-server tick model (removed).
     """
 
