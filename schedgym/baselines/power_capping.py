@@ -1,8 +1,8 @@
 """Baselines for PowerCapping-v1: no cap, two static caps, POLCA's threshold policy, a Bayesian policy and a
 clairvoyant reference.
 
-``no_cap``, ``static_cap``, ``static_cap_both``, ``polca`` and ``bayesian`` act on what a row manager sees: the observation
-(row power / budget over recent windows, caps in force and commanded; named by
+``no_cap``, ``static_cap``, ``static_cap_both``, ``polca`` and ``bayesian`` act on what a row manager
+sees: the observation (row power / budget over recent windows, caps in force and commanded; named by
 ``schedgym.envs.power_capping.env.OBS_INDEX``) and ``info["telemetry"]``. None reads the future.
 ``clairvoyant`` is an oracle: it reads the future with the true simulator.
 """
@@ -19,7 +19,14 @@ from schedgym.baselines import register_policy
 from schedgym.envs.power_capping import power_model as pm
 from schedgym.envs.power_capping.env import OBS_INDEX
 
-__all__ = ["NoCapPolicy", "StaticCapPolicy", "StaticCapBothPolicy", "PolcaPolicy", "BayesianCapPolicy", "ClairvoyantPolicy"]
+__all__ = [
+    "NoCapPolicy",
+    "StaticCapPolicy",
+    "StaticCapBothPolicy",
+    "PolcaPolicy",
+    "BayesianCapPolicy",
+    "ClairvoyantPolicy",
+]
 
 _FAMILY = "PowerCapping"
 _MAX_INTERVAL = OBS_INDEX["power_frac_max_interval"]
