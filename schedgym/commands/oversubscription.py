@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy",
         required=True,
-        help="a PowerCapping baseline: no_cap, static_cap, static_cap_both, polca, bayesian, clairvoyant (bound), random",
+        help="a PowerCapping baseline: no_cap, static_cap, static_cap_both, polca, bayesian, clairvoyant (best known), random",
     )
     parser.add_argument("--kwargs", default="{}", help="PowerCapping-v1 env kwargs as a JSON object (not n_servers)")
     parser.add_argument("--policy-kwargs", default="{}", help="policy kwargs as a JSON object")
