@@ -20,22 +20,12 @@ import numpy as np
 
 import schedgym  # noqa: F401
 from schedgym.baselines import make_policy
+from schedgym.baselines.power_capping import StaticCapPolicy
 from schedgym.envs.power_capping.env import OBS_INDEX
 from schedgym.evaluation import make_env, run_episode
 
 ENV_ID = "schedgym/PowerCapping-v1"
 _MAX_60S = OBS_INDEX["power_frac_max_60s"]
-
-
-class Constant:
-    def __init__(self, lp: float, hp: float) -> None:
-        self.name, self.caps = f"constant LP {lp:.0f} / HP {hp:.0f}", (lp, hp)
-
-    def reset(self, env) -> None:
-        self._action = env.action_for_caps(*self.caps)
-
-    def act(self, obs, info) -> int:
-        return self._action
 
 
 class Threshold:
@@ -72,17 +62,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.episode_hours is not None:
         kwargs["episode_hours"] = args.episode_hours
     env = make_env(ENV_ID, kwargs)
-    policies = [Constant(lp, hp) for lp, hp in ((1410, 1410), (1275, 1410), (1410, 1305), (1275, 1305), (1110, 1410))]
-    policies += [Threshold(args.capped, args.relaxed, float(t)) for t in args.thresholds.split(",")]
-    policies.append(make_policy("clairvoyant", ENV_ID))
+    constants = ((1410, 1410), (1275, 1410), (1410, 1305), (1275, 1305), (1110, 1410))
+    rows = [(f"constant LP {lp} / HP {hp}", StaticCapPolicy(lp, hp)) for lp, hp in constants]
+    rows += [(p.name, p) for p in (Threshold(args.capped, args.relaxed, float(t)) for t in args.thresholds.split(","))]
+    rows.append(("clairvoyant", make_policy("clairvoyant", ENV_ID)))
     print(f"{args.workload} ({args.replication}), 60 servers on a 40-server budget, seeds {args.seeds}")
     print("| policy | brake events (sum) | HP + LP perf loss (mean) | per seed |")
     print("|---|---|---|---|")
-    for policy in policies:
+    for label, policy in rows:
         runs = [run_episode(env, policy, seed=s).metrics for s in seeds]
         brakes = sum(int(m["brake_events"]) for m in runs)
         loss = [float(m["perf_loss"]) for m in runs]
-        print(f"| {policy.name} | {brakes} | {np.mean(loss):.4f} | {', '.join(f'{x:.4f}' for x in loss)} |", flush=True)
+        print(f"| {label} | {brakes} | {np.mean(loss):.4f} | {', '.join(f'{x:.4f}' for x in loss)} |", flush=True)
 
 
 if __name__ == "__main__":
