@@ -34,8 +34,8 @@ CASES: list[tuple[str, str, dict]] = [
     ("GPUAutoscaling synthetic 1 day", "schedgym/GPUAutoscaling-v1", {"workload": "synthetic"}),
     ("AgentScheduling poisson (default)", "schedgym/AgentScheduling-v1", {}),
     ("AgentScheduling azure-code bursty", "schedgym/AgentScheduling-v1", {"workload": "azure-code"}),
-    ("PowerCapping azure-conv 52 servers", "schedgym/PowerCapping-v1", {"n_servers": 52}),
-    ("PowerCapping synthetic 200 servers", "schedgym/PowerCapping-v1", {"n_servers": 200, "provisioned_servers": 160, "workload": "synthetic"}),
+    ("PowerCapping azure-conv 52 servers", "schedgym/PowerCapping-v2", {"n_servers": 52}),
+    ("PowerCapping synthetic 200 servers", "schedgym/PowerCapping-v2", {"n_servers": 200, "provisioned_servers": 160, "workload": "synthetic"}),
 ]
 
 

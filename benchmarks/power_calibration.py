@@ -1,11 +1,12 @@
-"""PowerCapping-v1 load calibration against POLCA's production figures, per trace replication mode.
+"""PowerCapping-v2 load calibration against POLCA's production figures, per trace replication mode.
 
 POLCA (Patel et al., ASPLOS'24) measured inference rows that peak at 79 % of their provisioned power and
 whose largest power rise within 40 s (the cap actuation delay) is 11.8 % of it. This prints, for the
 uncapped reference row of ``provisioned_servers`` (40) servers on each Azure trace and seeds 0-2: the
 1-s peak and mean power as fractions of the budget, and the largest rise of the 10-s mean power within
 40 s. ``trace_replication="jitter"`` (v1's default) repeats the trace's bursts in step when it scales the
-trace up; ``"shifted"`` superposes time-shifted copies (``DEFAULT_RATE_SCALE_SHIFTED``).
+trace up; ``"shifted"`` (v2's default) superposes time-shifted copies (``DEFAULT_RATE_SCALE_SHIFTED``).
+The LP servers are v2's backlogged batch servers (the env default).
 
     python benchmarks/power_calibration.py [--seeds 0,1,2] [--workloads azure-conv,azure-code]
 """

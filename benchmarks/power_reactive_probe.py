@@ -9,7 +9,11 @@ by default) this prints brakes and the summed HP + LP perf loss of:
   relax to a milder one (``--relaxed``) while the 60-s max row power is below a threshold;
 - the clairvoyant (knows the next 40 s: what a delayed controller cannot see).
 
-    python benchmarks/power_reactive_probe.py [--workload synthetic] [--seeds 1,2,3] [--replication jitter]
+    python benchmarks/power_reactive_probe.py [--workload synthetic] [--seeds 1,2,3] [--replication shifted]
+        [--lp-workload batch]
+
+The defaults are v2's (batch LP, shifted replication); ``--lp-workload interactive --replication jitter``
+gives v1's row, on which PPO learned one constant (LP 1275 / HP 1305) and no reactive policy beat it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from schedgym.baselines.power_capping import StaticCapPolicy
 from schedgym.envs.power_capping.env import OBS_INDEX
 from schedgym.evaluation import make_env, run_episode
 
-ENV_ID = "schedgym/PowerCapping-v1"
+ENV_ID = "schedgym/PowerCapping-v2"
 _MAX_60S = OBS_INDEX["power_frac_max_60s"]
 
 
@@ -51,14 +55,16 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workload", default="synthetic")
     ap.add_argument("--seeds", default="1,2,3")
-    ap.add_argument("--replication", default="jitter", choices=("jitter", "shifted"))
+    ap.add_argument("--replication", default="shifted", choices=("jitter", "shifted"))
+    ap.add_argument("--lp-workload", default="batch", choices=("batch", "interactive"))
     ap.add_argument("--capped", type=caps, default=(1275.0, 1305.0), help="LP/HP MHz held, e.g. 1275/1305")
     ap.add_argument("--relaxed", type=caps, default=(1410.0, 1410.0), help="LP/HP MHz when quiet")
     ap.add_argument("--thresholds", default="0.80,0.85,0.90")
     ap.add_argument("--episode-hours", type=float, default=None, help="shorter episodes (default: 1 h)")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
-    kwargs = {"workload": args.workload, "n_servers": 60, "provisioned_servers": 40, "trace_replication": args.replication}
+    kwargs = {"workload": args.workload, "n_servers": 60, "provisioned_servers": 40, "trace_replication": args.replication,
+              "lp_workload": args.lp_workload}  # fmt: skip
     if args.episode_hours is not None:
         kwargs["episode_hours"] = args.episode_hours
     env = make_env(ENV_ID, kwargs)
@@ -66,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [(f"constant LP {lp} / HP {hp}", StaticCapPolicy(lp, hp)) for lp, hp in constants]
     rows += [(p.name, p) for p in (Threshold(args.capped, args.relaxed, float(t)) for t in args.thresholds.split(","))]
     rows.append(("clairvoyant", make_policy("clairvoyant", ENV_ID)))
-    print(f"{args.workload} ({args.replication}), 60 servers on a 40-server budget, seeds {args.seeds}")
+    print(f"{args.workload} ({args.replication}, {args.lp_workload} LP), 60 servers on a 40-server budget, seeds {args.seeds}")
     print("| policy | brake events (sum) | HP + LP perf loss (mean) | per seed |")
     print("|---|---|---|---|")
     for label, policy in rows:

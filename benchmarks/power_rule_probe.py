@@ -1,10 +1,14 @@
-"""Where POLCA's deployability rule binds, under each candidate loss measure (issue 13's open decision).
+"""Where POLCA's deployability rule binds, under each candidate loss measure (the data behind v2's batch LP).
 
 For each policy and server count on a 40-server budget (azure-conv, ``trace_replication="shifted"``, whose
 bursts rise like POLCA's production rows; one episode per cell), this prints the brake events and three
-measures of the HP/LP performance loss against the uncapped reference row on the same arrivals:
+measures of the HP/LP performance loss against the uncapped reference row on the same arrivals. By default
+the LP class is v1's (``--lp-workload interactive``: open-loop request streams), the case that decided
+PowerCapping-v2: no LP latency measure lets polca beat no_cap there, and a throughput rule makes LP capping
+free (open-loop servers finish every arrival), so v2 makes LP servers backlogged batch servers
+(``lp_workload="batch"``, whose LP loss is throughput: ``--lp-workload batch``).
 
-- ``mean``: mean latency by Little's law (``hp/lp_perf_loss``, what the v1 rule and reward price);
+- ``mean``: mean latency by Little's law (``hp/lp_perf_loss``, what v1's rule priced for both classes);
 - ``p50``: median end-to-end latency (``hp/lp_latency_p50_loss``; POLCA states "<1 % P50 latency impact");
 - ``thr``: tokens processed (``hp/lp_throughput_loss``; POLCA's "HP throughput within 1 %, LP within 2 %").
 
@@ -21,11 +25,15 @@ import schedgym  # noqa: F401
 from schedgym.baselines import make_policy
 from schedgym.evaluation import make_env, run_episode
 
-ENV_ID = "schedgym/PowerCapping-v1"
+ENV_ID = "schedgym/PowerCapping-v2"
 
 
-def cell(policy: str, n_servers: int, seed: int, replication: str, episode_hours: float | None = None) -> str:
-    kwargs = {"workload": "azure-conv", "n_servers": n_servers, "provisioned_servers": 40, "trace_replication": replication}
+def cell(
+    policy: str, n_servers: int, seed: int, replication: str, episode_hours: float | None = None,
+    lp_workload: str = "interactive",
+) -> str:  # fmt: skip
+    kwargs = {"workload": "azure-conv", "n_servers": n_servers, "provisioned_servers": 40, "trace_replication": replication,
+              "lp_workload": lp_workload}  # fmt: skip
     if episode_hours is not None:
         kwargs["episode_hours"] = episode_hours
     env = make_env(ENV_ID, kwargs)
@@ -43,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--replication", default="shifted", choices=("shifted", "jitter"))
     ap.add_argument("--episode-hours", type=float, default=None, help="shorter episodes (default: the trace's hour)")
+    ap.add_argument("--lp-workload", default="interactive", choices=("interactive", "batch"))
     args = ap.parse_args(argv)
     counts = [int(c) for c in args.counts.split(",")]
     print(f"azure-conv, trace_replication={args.replication}, seed {args.seed}; "
@@ -50,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| policy | " + " | ".join(f"{n} servers" for n in counts) + " |")
     print("|---" * (len(counts) + 1) + "|")
     for policy in args.policies.split(","):
-        cells = [cell(policy, n, args.seed, args.replication, args.episode_hours).replace(" | ", " ; ") for n in counts]
+        cells = [cell(policy, n, args.seed, args.replication, args.episode_hours, args.lp_workload).replace(" | ", " ; ") for n in counts]
         print(f"| {policy} | " + " | ".join(cells) + " |", flush=True)
 
 

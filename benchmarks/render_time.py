@@ -25,7 +25,7 @@ import schedgym  # noqa: F401  (registers the ids)
 CASES: dict[str, dict[str, Any]] = {
     "schedgym/MemoryMapping-v0": {"instance": "minimalloc:A"},
     "schedgym/GPUAutoscaling-v1": {"workload": "azure-code"},
-    "schedgym/PowerCapping-v1": {},
+    "schedgym/PowerCapping-v2": {},
     "schedgym/AgentScheduling-v1": {"n_agents": 40},
 }
 

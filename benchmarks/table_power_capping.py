@@ -1,9 +1,9 @@
-"""PowerCapping-v1: servers deployable per policy, and every baseline on the deep-oversubscription row.
+"""PowerCapping-v2: servers deployable per policy, and every baseline on the deep-oversubscription row.
 
 POLCA (ASPLOS'24) reports 52 servers (+30 %) on a 40-server budget with zero brake events, HP performance
 within 1 % and LP within 2 %. The first table sweeps the server count per policy and workload with
-:func:`schedgym.envs.power_capping.oversubscription.servers_deployable` (``clairvoyant`` is the bound:
-it knows the future power); the second runs every baseline on 60 servers (1.5x) of azure-conv over the
+:func:`schedgym.envs.power_capping.oversubscription.servers_deployable` (``clairvoyant`` is the best
+known, not a bound: it knows the future power, but greedily); the second runs every baseline on 60 servers (1.5x) of azure-conv over the
 seeds: HP + LP perf loss among the rows with zero brake events (the deep-oversubscription task).
 
     python benchmarks/table_power_capping.py [--seeds 0,1,2] [--workloads azure-conv,azure-code] [--episode-hours 1]
@@ -23,12 +23,12 @@ from schedgym.baselines import make_policy
 from schedgym.envs.power_capping.oversubscription import servers_deployable
 from schedgym.evaluation import make_env, run_episode
 
-ENV_ID = "schedgym/PowerCapping-v1"
+ENV_ID = "schedgym/PowerCapping-v2"
 POLICIES = ("no_cap", "static_cap", "static_cap_both", "polca", "bayesian", "random", "clairvoyant")
 
 
 def deep_table(n_servers: int, seeds: list[int], env_kwargs: dict) -> Table:
-    table = Table(title=f"PowerCapping-v1: {n_servers} servers on a 40-server budget ({env_kwargs}, seeds {seeds})")
+    table = Table(title=f"PowerCapping-v2: {n_servers} servers on a 40-server budget ({env_kwargs}, seeds {seeds})")
     cols = ("policy", "brakes", "s over", "peak power", "energy kWh", "HP loss", "LP loss", "perf_loss", "HP TTFT p99", "LP TTFT p99", "return")
     for c in cols:
         table.add_column(c, justify="left" if c == "policy" else "right")

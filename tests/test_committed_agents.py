@@ -8,7 +8,7 @@ import pytest
 
 import schedgym
 
-ENV_ID = "schedgym/PowerCapping-v1"
+ENV_ID = "schedgym/PowerCapping-v2"
 REPO = Path(schedgym.__file__).resolve().parent.parent
 AGENT = REPO / "leaderboard" / "agents" / "power_capping-ppo_sb3"
 TASK = "power-deep-oversubscription"
@@ -23,8 +23,9 @@ def _row(policy: str, seed: int, task: str = TASK, instance: str | None = None) 
 
 @pytest.mark.slow
 def test_committed_power_agent_reproduces_its_row_and_is_the_static_cap_it_learned() -> None:
-    """``schedgym run`` reproduces the agent's seed-0 row; it beats the shipped ``static_cap`` there, and its
-    actions are the constant ``static_cap_both`` (what the agents README reports: a tie, not a win)."""
+    """``schedgym run`` reproduces the agent's seed-0 row, brake-free, and its actions are the constant
+    ``static_cap_both`` (what the agents README reports: on v2 it learned that constant again, which loses
+    to ``static_cap`` on the test trace)."""
     from schedgym.agents import load_agent_policy
     from schedgym.baselines import make_policy
     from schedgym.benchmark.results import decode_actions
@@ -37,7 +38,6 @@ def test_committed_power_agent_reproduces_its_row_and_is_the_static_cap_it_learn
     assert result.actions == list(decode_actions(row["actions"]))
     assert result.metrics["perf_loss"] == pytest.approx(float(row["metric"]), rel=1e-12)
     assert result.metrics["brake_events"] == 0
-    assert result.metrics["perf_loss"] < float(_row("static_cap", 0)["metric"])
     static_both = run_episode(make_env(ENV_ID, kwargs), make_policy("static_cap_both", ENV_ID), seed=0)
     assert result.actions == static_both.actions
 

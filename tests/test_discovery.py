@@ -82,7 +82,7 @@ DOCUMENTED_HORIZONS = {
     "schedgym/AgentScheduling-v1": None,
     "schedgym/MemoryMapping-v0": 200,
     "schedgym/GPUAutoscaling-v1": 1440,
-    "schedgym/PowerCapping-v1": 351,
+    "schedgym/PowerCapping-v2": 351,
 }
 
 
@@ -98,8 +98,8 @@ def test_spec_max_episode_steps_is_the_documented_horizon(env_id: str) -> None:
     ("schedgym/MemoryMapping-v0", {"instance": "minimalloc:A"}, None),
     ("schedgym/GPUAutoscaling-v1", {"episode_days": 2.0}, 2880),
     ("schedgym/GPUAutoscaling-v1", {"workload": "azure-code"}, 58),
-    ("schedgym/PowerCapping-v1", {"episode_hours": 2.0, "workload": "synthetic"}, 720),
-    ("schedgym/PowerCapping-v1", {"decision_interval_s": 5}, 701),
+    ("schedgym/PowerCapping-v2", {"episode_hours": 2.0, "workload": "synthetic"}, 720),
+    ("schedgym/PowerCapping-v2", {"decision_interval_s": 5}, 701),
 ])
 def test_the_limit_follows_the_kwargs(env_id: str, kwargs: dict, steps: int | None) -> None:
     """Other kwargs are never cut at the default horizon: the limit is the env's own, from its kwargs."""
@@ -113,7 +113,7 @@ def test_the_limit_follows_the_kwargs(env_id: str, kwargs: dict, steps: int | No
 @pytest.mark.parametrize(("env_id", "kwargs"), [
     ("schedgym/MemoryMapping-v0", {}),
     ("schedgym/MemoryMapping-v0", {"action_mode": "order"}),
-    ("schedgym/PowerCapping-v1", {}),
+    ("schedgym/PowerCapping-v2", {}),
     # The default day of GPUAutoscaling takes ~1 min; 0.05 days has the same rule (72 intervals).
     ("schedgym/GPUAutoscaling-v1", {"episode_days": 0.05}),
 ])

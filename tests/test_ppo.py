@@ -113,7 +113,7 @@ def test_config_layers_and_errors(tmp_path: Path) -> None:
     flat = tmp_path / "flat.yaml"
     flat.write_text("n_epochs: 7\n")
     assert resolve_config("ppo", "sb3", "schedgym/MemoryMapping-v0", keyed)["n_epochs"] == 5
-    assert resolve_config("ppo", "sb3", "schedgym/PowerCapping-v1", keyed)["n_epochs"] == 3
+    assert resolve_config("ppo", "sb3", "schedgym/PowerCapping-v2", keyed)["n_epochs"] == 3
     over = parse_set_overrides(["n_epochs=9", "hidden_sizes=[8, 8]", "learning_rate=1e-3"])
     cfg = resolve_config("ppo", "sb3", "schedgym/MemoryMapping-v0", flat, over)
     assert cfg["n_epochs"] == 9 and cfg["hidden_sizes"] == [8, 8] and cfg["learning_rate"] == pytest.approx(1e-3)

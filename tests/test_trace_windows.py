@@ -26,7 +26,7 @@ def _arrivals(env: gym.Env, seed: int) -> np.ndarray:
 
 
 IDS = [("schedgym/GPUAutoscaling-v1", {"workload": "azure-code"}),
-       ("schedgym/PowerCapping-v1", {"workload": "azure-code"}),
+       ("schedgym/PowerCapping-v2", {"workload": "azure-code"}),
        ("schedgym/AgentScheduling-v1", {"workload": "azure-code"})]
 
 
@@ -75,7 +75,7 @@ def test_bad_windows_are_refused_by_name(kwargs: dict[str, Any], message: str) -
 
 def test_power_capping_refuses_two_lengths() -> None:
     with pytest.raises(ValueError, match="episode_hours and trace_window_hours"):
-        gym.make("schedgym/PowerCapping-v1", episode_hours=0.5, trace_window_hours=0.5)
+        gym.make("schedgym/PowerCapping-v2", episode_hours=0.5, trace_window_hours=0.5)
 
 
 def test_window_cut_includes_the_last_arrival_when_it_reaches_the_end() -> None:

@@ -57,7 +57,7 @@ def test_task_train_seeds_follow_the_split() -> None:
     with pytest.raises(ValueError, match="not in its train split"):
         train_seeds_for_task(TASK, AS, {"workload": "azure-code"})  # the bursty test trace
     with pytest.raises(ValueError, match="its env is"):
-        train_seeds_for_task(TASK, "schedgym/PowerCapping-v1", {})
+        train_seeds_for_task(TASK, "schedgym/PowerCapping-v2", {})
 
 
 def _record(tmp_path: Path, name: str, extra_args: list[str]) -> Path:

@@ -143,9 +143,10 @@ METRIC_MEANING: dict[str, str] = {
     "cost_usd": "the GPU bill of the episode in US dollars (replica-seconds billed x price), compared only among "
     "policies that keep the SLA in every episode",
     "servers_deployable": "the most servers the policy runs on the 40-server power budget with zero brake events "
-    "over its seeds and mean HP/LP latency loss within 1 %/2 %",
-    "perf_loss": "the HP plus LP latency loss caused by power capping (mean latency / uncapped reference - 1, "
-    "summed over the two priority classes), 0 when capping costs nothing",
+    "over its seeds and mean HP/LP loss within 1 %/2 % (HP: mean latency; LP, backlogged batch servers: throughput)",
+    "perf_loss": "the performance loss caused by power capping, summed over the two priority classes (HP: mean "
+    "latency / uncapped reference - 1; LP, backlogged batch servers: 1 - tokens / uncapped reference), 0 when "
+    "capping costs nothing",
     "turnaround_mean": "the mean time in seconds from an agent's arrival until its last request finishes",
     "jain_index": "Jain's fairness index of the service backlogged tenants receive per 20 s window, 1.0 when "
     "every such tenant gets an equal share",
@@ -159,7 +160,7 @@ def task_key(task: Task) -> str:
 _MINIMALLOC = tuple("ABCDEFGHIJK")
 _MM = "schedgym/MemoryMapping-v0"
 _GPU = "schedgym/GPUAutoscaling-v1"
-_PC = "schedgym/PowerCapping-v1"
+_PC = "schedgym/PowerCapping-v2"
 _AS = "schedgym/AgentScheduling-v1"
 
 
@@ -340,7 +341,7 @@ def _power_tasks(tier: str) -> list[Task]:
     return [
         Task(
             name=f"power-servers-deployable{suffix}",
-            version=2,
+            version=3,
             tier=tier,
             env_id=_PC,
             description="POLCA's sweep: most servers on a 40-server power budget with 0 brakes, HP/LP loss <= 1 %/2 %",
@@ -359,7 +360,7 @@ def _power_tasks(tier: str) -> list[Task]:
         ),
         Task(
             name=f"power-deep-oversubscription{suffix}",
-            version=1,
+            version=2,
             tier=tier,
             env_id=_PC,
             description="60 servers on a 40-server budget (1.5x), azure-conv: HP + LP perf loss with zero brake events",

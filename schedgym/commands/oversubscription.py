@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="a PowerCapping baseline: no_cap, static_cap, static_cap_both, polca, bayesian, clairvoyant (best known), random",
     )
-    parser.add_argument("--kwargs", default="{}", help="PowerCapping-v1 env kwargs as a JSON object (not n_servers)")
+    parser.add_argument("--kwargs", default="{}", help="PowerCapping-v2 env kwargs as a JSON object (not n_servers)")
     parser.add_argument("--policy-kwargs", default="{}", help="policy kwargs as a JSON object")
     parser.add_argument("--seeds", default="0", help="comma-separated episode seeds per count (default 0)")
     parser.add_argument("--hp-loss", type=float, default=0.01, help="max HP perf loss (default 0.01)")

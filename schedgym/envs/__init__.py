@@ -68,9 +68,9 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         test_kwargs={"workload": "synthetic", "episode_days": 0.1, "mean_rate_per_s": 2.0, "max_replicas": 12},
     ),
     EnvEntry(
-        id="schedgym/PowerCapping-v1",
+        id="schedgym/PowerCapping-v2",
         entry_point="schedgym.envs.power_capping.env:PowerCappingEnv",
-        description="Keep an oversubscribed row of LLM inference servers (serving core) under its power budget with slow GPU clock caps (POLCA).",
+        description="Keep an oversubscribed row of LLM inference servers (serving core; batch LP) under its power budget with slow GPU clock caps (POLCA).",
         horizon="episode_hours / decision_interval_s (351 by default), from the kwargs",
         horizon_from_kwargs=True,
         test_kwargs={"n_servers": 10, "provisioned_servers": 8, "episode_hours": 0.1},

@@ -1,4 +1,4 @@
-"""PowerCapping-v1: POLCA-style power oversubscription of an LLM inference row on the serving core.
+"""PowerCapping-v2: POLCA-style power oversubscription of an LLM inference row on the serving core.
 
 ``env.py`` (the Gymnasium env), ``dynamics.py`` (the row, second by second, in numba), ``power_model.py``
 (calibrated power/performance model), ``workload.py`` (per-server arrival streams), ``types.py``

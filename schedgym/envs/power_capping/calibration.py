@@ -24,7 +24,7 @@ POLCA_MAX_RISE_40S = 0.118
 
 def reference_row_power(workload: str, replication: str, seed: int, n_servers: int = 40) -> np.ndarray:
     """1-s power of the uncapped reference row (budget fractions) over one episode of a 40-server budget."""
-    env = gym.make("schedgym/PowerCapping-v1", n_servers=n_servers, provisioned_servers=40, workload=workload,
+    env = gym.make("schedgym/PowerCapping-v2", n_servers=n_servers, provisioned_servers=40, workload=workload,
                    trace_replication=replication)
     env.reset(seed=seed)
     u = env.unwrapped

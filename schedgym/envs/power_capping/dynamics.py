@@ -1,4 +1,4 @@
-"""Pure dynamics of PowerCapping-v1: build an episode's row, run it second by second, read its telemetry.
+"""Pure dynamics of PowerCapping-v2: build an episode's row, run it second by second, read its telemetry.
 
 One numba call (:func:`run_seconds`) advances both rows over a decision interval. Each second ``t``:
 
@@ -10,7 +10,8 @@ One numba call (:func:`run_seconds`) advances both rows over a decision interval
 4. the serving core advances all ``2N`` fleets to ``t + 1`` (continuous batching, chunked prefill, KV;
    :func:`schedgym.sim.serving.kernels.advance`);
 5. each server's power over the second is read like a meter (:func:`schedgym.sim.serving.power.dynamic_energy_j`)
-   and summed per row;
+   and summed per row; with batch LP (:mod:`.batch_lp`) each LP server adds its table row's power and
+   tokens at its phase (the row of its clock: the cap in force, the brake's, or uncapped in the reference);
 6. if the controlled row exceeded its budget, the brake fires ``brake_delay_s`` (<= 5) seconds later
    unless it already holds or is scheduled: one brake event (POLCA: the out-of-band brake acts within 5 s).
 """
@@ -58,10 +59,19 @@ _DYN_MULT = pm.SERVER_DYN_MULT
 _F_MAX = pm.F_MAX_MHZ
 
 
-def new_state(p: RowParams, reqs: RowRequests, max_num_seqs: int, kv_blocks: int) -> PowerCappingState:
-    """Both rows at t = 0, every server ready and empty, no caps, no brake."""
-    n = p.n_servers
+def new_state(
+    p: RowParams, reqs: RowRequests, max_num_seqs: int, kv_blocks: int, lp_phase: np.ndarray | None = None
+) -> PowerCappingState:
+    """Both rows at t = 0, every server ready and empty, no caps, no brake. With batch LP (``p.lp_batch``)
+    the fleets are the HP servers' (requests routed to LP servers are not served) and ``lp_phase`` gives
+    each LP server's offset into the table."""
+    n = p.fleets_per_row
     streams = [reqs.of_server(k) for k in range(n)]
+    n_lp = p.n_servers - p.n_hp_servers if p.lp_batch else 0
+    if lp_phase is None:
+        lp_phase = np.zeros(n_lp, dtype=np.int64)
+    if lp_phase.shape != (n_lp,):
+        raise ValueError(f"lp_phase must have shape ({n_lp},), got {lp_phase.shape}")
     fleet = allocate_state(streams + streams, 1, max_num_seqs)
     # One ready replica per fleet (a DGX server that is already serving), as ServingFleet.launch does.
     fleet.ri[:, 0, RI_STATE] = R_READY
@@ -88,6 +98,8 @@ def new_state(p: RowParams, reqs: RowRequests, max_num_seqs: int, kv_blocks: int
         excess=np.zeros(2),
         tokens_prev=np.zeros(1),
         episode=np.ones(2),
+        lp_phase=np.ascontiguousarray(lp_phase, dtype=np.int64),
+        lp_tokens=np.zeros(2),
         power_w=np.zeros(T),
         ref_power_w=np.zeros(T),
         hp_power_w=np.zeros(T),
@@ -99,14 +111,18 @@ def new_state(p: RowParams, reqs: RowRequests, max_num_seqs: int, kv_blocks: int
 
 
 def command_caps(s: PowerCappingState, p: RowParams, action: int) -> None:
-    """Queue a cap command; it takes effect ``actuation_delay_s`` seconds from now."""
+    """Queue a cap command; it takes effect ``actuation_delay_s`` seconds from now, except the episode's
+    first (at t = 0), which is in force at once: the row was under its controller before the episode
+    began, so it starts with the controller's standing caps rather than 40 s of none (with batch LP
+    servers at full power from the first second, no controller could otherwise avoid an early brake)."""
     t = int(s.ctl[C_T])
+    effective = t + p.actuation_delay_s if t > 0 else t
     s.ctl[C_COMMANDED] = int(action)
-    s.ctl[C_COMMANDED_EFFECTIVE] = t + p.actuation_delay_s
+    s.ctl[C_COMMANDED_EFFECTIVE] = effective
     free = np.flatnonzero(s.pending_t < 0)
     # With delay <= K * interval there is always a free slot; overwrite the oldest otherwise.
     slot = int(free[0]) if free.size else int(np.argmin(s.pending_t))
-    s.pending_t[slot] = t + p.actuation_delay_s
+    s.pending_t[slot] = effective
     s.pending_a[slot] = action
 
 
@@ -115,10 +131,17 @@ def _run_seconds(
     t_end, n, nh, budget_w, brake_delay_s, brake_duration_s, lp_f, hp_f, f_brake,
     ctl, pending_t, pending_a, energy_prev, prefill_prev, server_w,
     power_w, ref_power_w, hp_power_w, lp_hist, hp_hist, brake_fired, prefill_share,
+    lp_tab_p, lp_tab_t, lp_phase, lp_tokens,
     pi, pf, prof, arrival, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids,
 ):  # fmt: skip
+    # n: fleets per row (every server, or the HP servers with batch LP); nh: HP servers
     n_hp_caps = hp_f.shape[0]
     n2 = ri.shape[0]  # 2n: both rows; n: the controlled row alone (look-ahead)
+    has_ref = n2 > n
+    n_lp_batch = lp_phase.shape[0]
+    tab_len = lp_tab_p.shape[1]
+    brake_row = lp_f.shape[0]  # table rows: LP cap levels, the brake's clock, uncapped
+    ref_row = lp_f.shape[0] + 1
     until = np.empty(n2)
     energy = np.empty(n2)
     prefill = np.empty(n2)
@@ -169,6 +192,15 @@ def _run_seconds(
                 row1 += w
             energy_prev[e] = energy[e]
             prefill_prev[e] = prefill[e]
+        # 5b. batch LP servers: their table rows at their phases
+        lvl = brake_row if braking else ctl[C_ACTIVE_LP]
+        for k in range(n_lp_batch):
+            j = (t + lp_phase[k]) % tab_len
+            row0 += lp_tab_p[lvl, j]
+            lp_tokens[0] += lp_tab_t[lvl, j]
+            if has_ref:
+                row1 += lp_tab_p[ref_row, j]
+                lp_tokens[1] += lp_tab_t[ref_row, j]
         power_w[t] = row0
         ref_power_w[t] = row1
         hp_power_w[t] = hp0
@@ -189,10 +221,11 @@ def run_seconds_py(s: PowerCappingState, p: RowParams, t_end: int, pi: np.ndarra
     """Advance both rows to second ``t_end`` (module docstring)."""
     fl = s.fleet
     _run_seconds(
-        int(t_end), p.n_servers, p.n_hp_servers, float(p.budget_w), p.brake_delay_s, p.brake_duration_s,
+        int(t_end), p.fleets_per_row, p.n_hp_servers, float(p.budget_w), p.brake_delay_s, p.brake_duration_s,
         p.lp_caps_mhz / pm.F_MAX_MHZ, p.hp_caps_mhz / pm.F_MAX_MHZ, pm.F_BRAKE_MHZ / pm.F_MAX_MHZ,
         s.ctl, s.pending_t, s.pending_a, s.energy_prev_j, s.prefill_prev_s, s.server_w,
         s.power_w, s.ref_power_w, s.hp_power_w, s.lp_cap_hist_mhz, s.hp_cap_hist_mhz, s.brake_fired, s.prefill_share,
+        p.lp_power_tab, p.lp_tokens_tab, s.lp_phase, s.lp_tokens,
         pi, pf, prof, fl.arrival_s, fl.prompt_tokens, fl.output_tokens, fl.qi, fl.qf, fl.ri, fl.rf,
         fl.running, fl.sched, fl.ei, fl.ef, fl.done_ids,
     )  # fmt: skip
@@ -227,12 +260,12 @@ def tokens_processed(s: PowerCappingState) -> np.ndarray:
     return s.fleet.ri[:, 0, RI_TOKENS].astype(np.float64)
 
 
-def controlled_row_copy(s: PowerCappingState, n_servers: int) -> PowerCappingState:
+def controlled_row_copy(s: PowerCappingState, p: RowParams) -> PowerCappingState:
     """A deep copy of the controlled row alone (the reference row dropped), for look-ahead with
     :func:`run_seconds_py`: the controlled row's dynamics do not depend on the reference row."""
     import dataclasses
 
-    n = n_servers
+    n = p.fleets_per_row
     fl = s.fleet
     fleet = dataclasses.replace(
         fl,
@@ -254,5 +287,7 @@ def controlled_row_copy(s: PowerCappingState, n_servers: int) -> PowerCappingSta
         hp_cap_hist_mhz=s.hp_cap_hist_mhz.copy(),
         brake_fired=s.brake_fired.copy(),
         prefill_share=s.prefill_share.copy(),
+        lp_phase=s.lp_phase.copy(),
+        lp_tokens=s.lp_tokens.copy(),
     )
     return out

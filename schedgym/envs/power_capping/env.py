@@ -1,4 +1,4 @@
-"""PowerCapping-v1: keep an oversubscribed row of LLM inference servers under its power budget.
+"""PowerCapping-v2: keep an oversubscribed row of LLM inference servers under its power budget.
 
 Grounded in POLCA (Patel et al., "POLCA: Power Oversubscription in LLM Cloud Providers", Microsoft,
 ASPLOS'24). The servers are replicas of the shared LLM-serving core (:mod:`schedgym.sim.serving`);
@@ -14,9 +14,10 @@ import gymnasium as gym
 import numpy as np
 
 from schedgym.envs.core.base import SchedEnv
-from schedgym.envs.core.traces import AZURE_TRACES, TraceWindow, check_workload
+from schedgym.envs.core.traces import AZURE_TRACES, TraceWindow, check_workload, load_workload_trace
 from schedgym.envs.core.validation import check_choice, check_float, check_int
 from schedgym.envs.power_capping import dynamics as dyn
+from schedgym.envs.power_capping.batch_lp import BatchTable, saturated_server_table
 from schedgym.envs.power_capping import power_model as pm
 from schedgym.envs.power_capping.types import (
     C_ACTIVE_HP,
@@ -31,7 +32,7 @@ from schedgym.envs.power_capping.types import (
     PowerCappingState,
     RowParams,
 )
-from schedgym.envs.power_capping.workload import base_trace, default_start_hour, row_requests
+from schedgym.envs.power_capping.workload import RowRequests, base_trace, default_start_hour, row_requests
 from schedgym.sim.serving import ServingParams, build_profile
 from schedgym.sim.serving.params import PF_DECODE_W
 from schedgym.sim.serving.state import QF_FINISH_T, QF_FIRST_T, RI_NRUN, RI_NWAIT
@@ -110,9 +111,14 @@ class PowerCappingEnv(SchedEnv):
     rated peak (6.5 kW each; DGX-A100 datasheet). Each server is one replica of the shared serving core:
     llama2-70b on 8 x A100-80GB (TP8), continuous batching with chunked prefill (``max_num_seqs`` 64,
     2048 tokens per iteration), paged KV (1.3 M tokens, never binding here) and iteration latencies from
-    the SplitwiseSim profile. A share ``hp_fraction`` of the servers serves high-priority (HP) requests,
-    the rest low priority (LP). Each server has its own arrival stream: the workload, scaled to the row,
-    split by a router with per-server variation (:mod:`.workload`), so the servers' peaks do not coincide.
+    the SplitwiseSim profile. A share ``hp_fraction`` of the servers serves high-priority (HP) requests:
+    interactive inference, each server with its own arrival stream (the workload, scaled to the row, split
+    by a router with per-server variation, :mod:`.workload`, so the servers' peaks do not coincide). The
+    rest are low priority (LP): by default (``lp_workload="batch"``) backlogged batch servers (offline
+    inference whose queue never empties, with the workload's token mix), whose throughput is what a cap
+    takes from them. They are read from a table of one such server simulated on the serving core at each
+    clock (:mod:`.batch_lp`), each LP server at its own phase. ``lp_workload="interactive"`` gives v1's LP
+    class instead: open-loop request streams like HP's.
 
     Power (:mod:`.power_model`): idle + SM (~ f^3.74) + HBM parts per GPU, prefill compute-bound (time
     ~ 1/f, power spikes to TDP), decode memory-bound (70 % of its dynamic power is HBM, time
@@ -124,7 +130,8 @@ class PowerCappingEnv(SchedEnv):
     ``brake_duration_s``; each firing is a brake event.
 
     An uncapped, brake-free reference row of the same servers runs on the same per-server streams in
-    lockstep; performance loss is measured against it (POLCA's rule: HP within 1 %, LP within 2 %).
+    lockstep; performance loss is measured against it (POLCA's rule: HP within 1 %, LP within 2 %): HP on
+    mean latency, batch LP on throughput (interactive LP on mean latency).
 
     ## Action Space
 
@@ -166,8 +173,9 @@ class PowerCappingEnv(SchedEnv):
             - N * brake_penalty * (brake events triggered)
         excess_c = max(0, perf_loss_c(so far) - tolerance_c)    (tolerance: HP 1 %, LP 2 %)
 
-    ``perf_loss_c`` is the class's time-integral of requests in system (Little's law: mean latency)
-    against the reference row on the same arrivals, up to now. The excess terms telescope, so the return
+    ``perf_loss_c`` is, for HP (and interactive LP), the class's time-integral of requests in system
+    (Little's law: mean latency) against the reference row on the same arrivals, up to now; for batch LP
+    ``1 - tokens / reference tokens`` so far (POLCA's LP throughput rule). The excess terms telescope, so the return
     is ``~N x served share - N x (loss_penalty x final excess + brake_penalty x brakes)``: each 1 % of
     loss beyond the rule costs ``loss_penalty`` % of the episode's token reward (default 10 %), each
     brake ``brake_penalty`` of it (default 20 %). Capping never adds tokens, so breaking the rule never
@@ -175,16 +183,22 @@ class PowerCappingEnv(SchedEnv):
 
     ## Starting State
 
-    Both rows empty at the episode start, every server ready, no caps, no brake. The requests are drawn
-    at ``reset(seed)`` (trace thinning/replication or the synthetic generator, then the per-server split).
-    A command acts only after ``actuation_delay_s``: the row runs uncapped until then.
+    HP servers empty at the episode start, batch LP servers busy from the first second (at their drawn
+    phases), every server ready, no brake. The requests are drawn at ``reset(seed)`` (trace
+    thinning/replication or the synthetic generator, then the per-server split). A command acts
+    ``actuation_delay_s`` after it is issued, except the episode's first, which is in force at once: the
+    row was under its controller before the episode began (without this, every controller would face 40 s
+    uncapped with the LP servers at full power, and a deep row would brake before any policy could act).
 
-    Default load: ``rate_scale=None`` uses ``DEFAULT_RATE_SCALE`` (measured so that an uncapped row of
-    ``provisioned_servers`` peaks near 79 % of its budget, POLCA's production figure for inference);
-    ``n_servers`` servers get ``n_servers / provisioned_servers`` times that load, so per-server load does
-    not change with oversubscription. Decode power barely depends on the batch (memory-bound), so row
-    power rises with load through prefill: on azure-conv the provisioned row averages 0.57 of the
-    budget and peaks at ~0.78 in prefill bursts that do not coincide across servers.
+    Default load: ``rate_scale=None`` uses ``DEFAULT_RATE_SCALE_SHIFTED`` (``DEFAULT_RATE_SCALE`` with
+    ``trace_replication="jitter"``), measured so that an uncapped row of ``provisioned_servers`` peaks
+    near 79 % of its budget, POLCA's production figure for inference; ``n_servers`` servers get
+    ``n_servers / provisioned_servers`` times that load, so per-server load does not change with
+    oversubscription. The HP servers keep that per-server load with batch LP (requests routed to LP servers
+    are dropped). Measured with the v2 defaults (40 servers, seeds 0-2, uncapped; ``tests/test_power_capping.py``):
+    azure-conv peaks at 0.79-0.82 of the budget with a mean of 0.68 (the batch LP servers draw 0.76 of
+    their rated power on average, with prefill spikes to 1.0), synthetic 0.79-0.80 (mean 0.67), azure-code
+    0.83-0.88 (mean 0.64; its long-prompt backlog keeps LP servers in prefill at rated power).
 
     ## Episode End
 
@@ -213,7 +227,8 @@ class PowerCappingEnv(SchedEnv):
     | mean_rate_per_s, burstiness, diurnal_amplitude, token_trace, start_weekday | | 5.5, 0.3, 0.5, "azure-conv", 0 | synthetic knobs (rate before ``rate_scale``) |
     | server_variation | float | 0.3 | std of the per-server log-weight of the router (0 = uniform split) |
     | server_variation_tau_s | float | 600 | correlation time of the per-server weights |
-    | trace_replication | str | "jitter" | how a trace is scaled up to the row (rate_scale > 1): "jitter" replicates each request within the gap to the next (the v1 default: the trace's bursts repeat in step, so the row's largest 40-s power rise is ~2x POLCA's 11.8 %); "shifted" superposes copies shifted by up to 5 min (independent users; matches POLCA's figure, with ``DEFAULT_RATE_SCALE_SHIFTED``) |
+    | trace_replication | str | "shifted" | how a trace is scaled up to the row (rate_scale > 1): "shifted" superposes copies shifted by up to 5 min (independent users; matches POLCA's largest 40-s rise of 11.8 %, with ``DEFAULT_RATE_SCALE_SHIFTED``); "jitter" replicates each request within the gap to the next (v1's default: the trace's bursts repeat in step, so the row's largest 40-s power rise is ~2x POLCA's) |
+    | lp_workload | str | "batch" | the LP class: "batch" (backlogged batch servers, loss = throughput; :mod:`.batch_lp`) or "interactive" (v1: open-loop request streams, loss = mean latency) |
     | model | str | "llama2-70b" | "llama2-70b" or "bloom-176b" (A100-80GB, TP8 profile rows) |
     | decision_interval_s | int | 10 | seconds between decisions |
     | actuation_delay_s | int | 40 | seconds before a commanded cap takes effect (POLCA: up to 40 s) |
@@ -226,8 +241,8 @@ class PowerCappingEnv(SchedEnv):
 
     ```python
     import gymnasium as gym, schedgym
-    env = gym.make("schedgym/PowerCapping-v1", n_servers=52, workload="azure-conv")
-    day = gym.make("schedgym/PowerCapping-v1", workload="synthetic", episode_hours=24, start_hour=0)
+    env = gym.make("schedgym/PowerCapping-v2", n_servers=52, workload="azure-conv")
+    day = gym.make("schedgym/PowerCapping-v2", workload="synthetic", episode_hours=24, start_hour=0)
     ```
 
     ## Info / Metrics
@@ -241,18 +256,24 @@ class PowerCappingEnv(SchedEnv):
     | brake_events, seconds_over_budget | power-brake firings; seconds with row power over the budget |
     | peak_power_frac, mean_power_frac, ref_peak_power_frac | row power / budget (controlled; reference peak) |
     | energy_kwh, ref_energy_kwh | row energy, and the reference row's |
-    | hp_perf_loss, lp_perf_loss | mean latency of the class (Little's law) / reference - 1 |
+    | hp_perf_loss, lp_perf_loss | HP: mean latency (Little's law) / reference - 1; LP: throughput loss with batch LP, mean latency with interactive LP |
     | hp_throughput_loss, lp_throughput_loss | 1 - tokens processed / reference |
-    | hp_ttft_p50, hp_ttft_p99, lp_ttft_p99 | TTFT percentiles (s), controlled row |
-    | hp_latency_p50_loss, lp_latency_p50_loss | median end-to-end latency of the class / reference - 1 (requests finished in both rows) |
+    | hp_ttft_p50, hp_ttft_p99, lp_ttft_p99 | TTFT percentiles (s), controlled row (lp_ttft_p99 is 0 with batch LP: a backlog has no latency) |
+    | hp_latency_p50_loss, lp_latency_p50_loss | median end-to-end latency of the class / reference - 1 (requests finished in both rows; LP 0 with batch LP) |
     | rule_ok | 1 if 0 brakes and HP/LP loss within the tolerances (POLCA's rule) |
     | no_brakes | 1 if no brake event (the deep-oversubscription task's rule) |
     | within_budget_frac | share of seconds with row power within the budget |
     | perf_loss | hp_perf_loss + lp_perf_loss (the deep-oversubscription task's score) |
-    | rate_scale, n_requests | arrivals multiplier of this row; requests in the episode |
+    | rate_scale, n_requests | arrivals multiplier of this row; requests in the episode (HP only with batch LP) |
 
     ## Version History
 
+    * v2: low-priority servers are backlogged batch servers scored on throughput (``lp_workload="batch"``,
+      POLCA's "LP throughput within 2 %"): under v1's open-loop LP streams a cap cost LP no throughput and
+      no LP latency measure let POLCA's policy deploy more servers than no cap
+      (``benchmarks/power_rule_probe.py``), so the LP decision the paper is about did not exist. Also:
+      ``trace_replication="shifted"`` by default (POLCA's 40-s power rise), and the episode's first cap
+      command is in force at once. Not comparable with v1.
     * v1: the row runs on the shared serving core (continuous batching, per-server streams, power split
       into idle/SM/HBM, ALPHA = 3.74); reward = the benchmark's rule; observation scaled; ``clairvoyant``
       bound. Not comparable with v0.
@@ -285,7 +306,8 @@ class PowerCappingEnv(SchedEnv):
         start_weekday: int = 0,
         server_variation: float = 0.3,
         server_variation_tau_s: float = 600.0,
-        trace_replication: str = "jitter",
+        trace_replication: str = "shifted",
+        lp_workload: str = "batch",
         model: str = "llama2-70b",
         decision_interval_s: int = 10,
         actuation_delay_s: int = 40,
@@ -320,6 +342,7 @@ class PowerCappingEnv(SchedEnv):
             "server_variation_tau_s", server_variation_tau_s, low=1.0, high=30 * 86400.0
         )
         self.trace_replication = check_choice("trace_replication", trace_replication, ("jitter", "shifted"))
+        self.lp_workload = check_choice("lp_workload", lp_workload, ("interactive", "batch"))
         self.model = check_choice("model", model, ("llama2-70b", "bloom-176b"))
         self.decision_interval_s = check_int("decision_interval_s", decision_interval_s, low=1, high=3600)
         self.actuation_delay_s = check_int("actuation_delay_s", actuation_delay_s, low=0, high=3600)
@@ -377,6 +400,12 @@ class PowerCappingEnv(SchedEnv):
         self._pf[PF_DECODE_W] = pm.GPU_DECODE_W  # measured decode power (power_model), not the constant model's
         n = self.n_servers
         n_hp = min(max(int(round(self.hp_fraction * n)), 1), n - 1) if n > 1 else 1
+        batch = self.lp_workload == "batch"
+        if batch:  # (a 1-server row is one HP server and no LP)
+            table = self._batch_table()
+            batch_kw = {"lp_batch": True, "lp_power_tab": table.power_w, "lp_tokens_tab": table.tokens}
+        else:
+            batch_kw = {}
         self.params = RowParams(
             n_servers=n,
             n_hp_servers=n_hp,
@@ -388,6 +417,7 @@ class PowerCappingEnv(SchedEnv):
             brake_duration_s=self.brake_duration_s,
             lp_caps_mhz=self.lp_caps_mhz,
             hp_caps_mhz=self.hp_caps_mhz,
+            **batch_kw,
         )
         self.n_decisions = -(-horizon // self.decision_interval_s)
         self.n_hp_actions = len(self.hp_caps_mhz)
@@ -400,6 +430,18 @@ class PowerCappingEnv(SchedEnv):
         return int(self.n_decisions)
 
     # ------------------------------------------------------------------ helpers
+    def _batch_table(self) -> BatchTable:
+        """The backlogged LP server's table (:mod:`.batch_lp`) for this model, token mix and LP caps."""
+        import hashlib
+
+        tokens = self._trace if self._trace is not None else load_workload_trace(self.synthetic_knobs["token_trace"])
+        digest = hashlib.sha1(tokens.prompt_tokens.tobytes() + tokens.output_tokens.tobytes()).hexdigest()
+        levels = tuple(float(x) for x in self.lp_caps_mhz) + (pm.F_BRAKE_MHZ, pm.F_MAX_MHZ)
+        return saturated_server_table(
+            (self.model, digest), tokens.prompt_tokens, tokens.output_tokens, levels,
+            (self._pi, self._pf, self._prof), _MAX_NUM_SEQS, self.serving.kv_blocks,
+        )  # fmt: skip
+
     def action_for_caps(self, lp_mhz: float, hp_mhz: float) -> int:
         """The action whose caps are nearest to ``(lp_mhz, hp_mhz)``."""
         i = int(np.argmin(np.abs(self.lp_caps_mhz - lp_mhz)))
@@ -442,27 +484,49 @@ class PowerCappingEnv(SchedEnv):
             self.trace_replication,
             REPLICATION_MAX_SHIFT_S,
         )
-        self.state = dyn.new_state(self.params, reqs, _MAX_NUM_SEQS, self.serving.kv_blocks)
+        p = self.params
+        lp_phase = None
+        if p.lp_batch:
+            # Requests routed to LP servers are dropped: the LP servers run their backlog instead.
+            hp = reqs.server < p.n_hp_servers
+            reqs = RowRequests(reqs.arrival_s[hp], reqs.prompt_tokens[hp], reqs.output_tokens[hp], reqs.server[hp])
+            lp_phase = self.np_random.integers(0, p.lp_power_tab.shape[1], p.n_servers - p.n_hp_servers)
+        self.state = dyn.new_state(p, reqs, _MAX_NUM_SEQS, self.serving.kv_blocks, lp_phase)
         total = float(reqs.prompt_tokens.sum() + reqs.output_tokens.sum())
+        if p.lp_batch:  # the LP servers' uncapped tokens over the episode
+            total += (p.n_servers - p.n_hp_servers) * float(p.lp_tokens_tab[-1].mean()) * p.horizon_s
         self.state.episode[:] = (max(total / self.n_decisions, 1e-6), len(reqs))
 
     def _class_sums(self, per_fleet: np.ndarray) -> np.ndarray:
-        """``[[ctrl HP, ctrl LP], [ref HP, ref LP]]`` sums of a per-fleet quantity."""
-        n, nh = self.params.n_servers, self.params.n_hp_servers
+        """``[[ctrl HP, ctrl LP], [ref HP, ref LP]]`` sums of a per-fleet quantity (LP 0 with batch LP)."""
+        n, nh = self.params.fleets_per_row, self.params.n_hp_servers
         return np.array(
             [[per_fleet[:nh].sum(), per_fleet[nh:n].sum()], [per_fleet[n : n + nh].sum(), per_fleet[n + nh :].sum()]]
         )
 
+    def _class_tokens(self) -> np.ndarray:
+        """``[[ctrl HP, ctrl LP], [ref HP, ref LP]]`` tokens processed so far."""
+        tok = self._class_sums(dyn.tokens_processed(self.state))
+        if self.params.lp_batch:
+            tok[:, 1] = self.state.lp_tokens
+        return tok
+
     def _perf_loss(self) -> np.ndarray:
+        """HP, LP performance loss so far: mean latency against the reference (Little's law), or with batch
+        LP the LP class's throughput (``1 - tokens / reference tokens``, POLCA's LP rule)."""
         w = self._class_sums(dyn.request_seconds(self.state))
-        return np.where(w[1] > 0, w[0] / np.where(w[1] > 0, w[1], 1.0) - 1.0, 0.0)
+        loss = np.where(w[1] > 0, w[0] / np.where(w[1] > 0, w[1], 1.0) - 1.0, 0.0)
+        if self.params.lp_batch:
+            ctl, ref = self.state.lp_tokens
+            loss[1] = 1.0 - ctl / ref if ref > 0 else 0.0
+        return loss
 
     def _latency_p50_loss(self) -> tuple[float, float]:
         """Per class, the median end-to-end latency (arrival to last token) over the requests finished in
         both rows, as a ratio to the reference row's median, minus 1. POLCA states its latency rule on the
         P50 ("<1 % P50 latency impact", env-power-capping.md); the rule here still prices mean latency
         (``hp_perf_loss``), this is reported so the two can be compared (issue 13)."""
-        fl, n, nh = self.state.fleet, self.params.n_servers, self.params.n_hp_servers
+        fl, n, nh = self.state.fleet, self.params.fleets_per_row, self.params.n_hp_servers
         finish = fl.qf[: 2 * n, :, QF_FINISH_T]
         latency = finish - fl.arrival_s[: 2 * n]
         out = []
@@ -492,9 +556,12 @@ class PowerCappingEnv(SchedEnv):
         n, nh = p.n_servers, p.n_hp_servers
         ri = s.fleet.ri
         obs[7] = ri[:nh, 0, RI_NWAIT].sum() / nh
-        obs[8] = ri[nh:n, 0, RI_NWAIT].sum() / max(n - nh, 1)
         obs[9] = ri[:nh, 0, RI_NRUN].sum() / nh
-        obs[10] = ri[nh:n, 0, RI_NRUN].sum() / max(n - nh, 1)
+        if p.lp_batch:  # a backlog: the batch is always full, and its queue is not a signal
+            obs[8], obs[10] = 0.0, float(_MAX_NUM_SEQS)
+        else:
+            obs[8] = ri[nh:n, 0, RI_NWAIT].sum() / max(n - nh, 1)
+            obs[10] = ri[nh:n, 0, RI_NRUN].sum() / max(n - nh, 1)
         braking = t < s.ctl[C_BRAKE_UNTIL]
         f_brake = pm.F_BRAKE_MHZ / pm.F_MAX_MHZ
         obs[11] = f_brake if braking else p.lp_caps_mhz[s.ctl[C_ACTIVE_LP]] / pm.F_MAX_MHZ
@@ -522,7 +589,7 @@ class PowerCappingEnv(SchedEnv):
         brakes0 = int(s.ctl[C_BRAKE_EVENTS])
         t_end = min(int(s.ctl[C_T]) + p.decision_interval_s, p.horizon_s)
         self.advance(s, t_end)
-        tokens = float(dyn.tokens_processed(s)[: p.n_servers].sum())
+        tokens = float(dyn.tokens_processed(s)[: p.fleets_per_row].sum() + s.lp_tokens[0])
         loss = self._perf_loss()
         excess = np.maximum(0.0, loss - np.array([self.hp_loss_tolerance, self.lp_loss_tolerance]))
         d_excess = float((excess - s.excess).sum())
@@ -565,9 +632,9 @@ class PowerCappingEnv(SchedEnv):
         t = int(s.ctl[C_T])
         tt = max(t, 1)
         budget = p.budget_w
-        n, nh = p.n_servers, p.n_hp_servers
+        n, nh = p.fleets_per_row, p.n_hp_servers
         loss = self._perf_loss()
-        tok = self._class_sums(dyn.tokens_processed(s))
+        tok = self._class_tokens()
         fl = s.fleet
         ttft = fl.qf[:n, :, QF_FIRST_T] - fl.arrival_s[:n]
         started = fl.qf[:n, :, QF_FIRST_T] >= 0

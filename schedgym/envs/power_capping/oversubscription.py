@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = ["CountResult", "SweepResult", "servers_deployable", "ENV_ID"]
 
-ENV_ID = "schedgym/PowerCapping-v1"
+ENV_ID = "schedgym/PowerCapping-v2"
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Power and performance of a DGX-A100 LLM inference server under GPU SM-clock caps (PowerCapping-v1).
+"""Power and performance of a DGX-A100 LLM inference server under GPU SM-clock caps (PowerCapping-v2).
 
 Every constant names its source. A server is eight A100-80GB GPUs running one tensor-parallel (TP8)
 llama2-70b replica of the serving core (:mod:`schedgym.sim.serving`). The core gives each iteration its

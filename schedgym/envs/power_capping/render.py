@@ -1,4 +1,4 @@
-"""Pictures of a PowerCapping-v1 episode: row power vs budget with T1/T2, caps as bands, brake events, a legend."""
+"""Pictures of a PowerCapping-v2 episode: row power vs budget with T1/T2, caps as bands, brake events, a legend."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def render_ansi(env: PowerCappingEnv) -> str:
     bar = bar[:budget_col] + "|" + bar[budget_col:]
     ctl = s.ctl
     lp_c, hp_c = env.caps_of_action(int(ctl[C_COMMANDED]))
-    n, nh = p.n_servers, p.n_hp_servers
+    n, nh = p.fleets_per_row, p.n_hp_servers  # LP fleets: none with batch LP (a full batch, no queue)
     ri = s.fleet.ri[:, 0]
     until = int(ctl[C_BRAKE_UNTIL])
     lines = [

@@ -1,4 +1,4 @@
-"""Request arrivals of a PowerCapping-v1 row: one stream per server.
+"""Request arrivals of a PowerCapping-v2 row: one stream per server.
 
 Workloads (constructor kwarg ``workload``):
 
@@ -20,7 +20,8 @@ standard deviation ``server_variation``, correlation time ``server_variation_tau
 deployments behind each server): the servers' peaks do not coincide, which is where the row's headroom
 comes from. The per-server streams partition the row's arrivals exactly (tested). Servers
 ``0 .. n_hp - 1`` serve the high-priority (HP) class, the others low priority (LP); a request's class is
-its server's.
+its server's. With ``lp_workload="batch"`` (v2's default) the LP servers run a backlog instead
+(:mod:`.batch_lp`) and the requests routed to them are dropped, so each HP server keeps its stream.
 """
 
 from __future__ import annotations
