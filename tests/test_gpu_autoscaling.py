@@ -57,6 +57,16 @@ def test_oracle_meets_the_sla_and_beats_every_sla_meeting_baseline(workload):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("workload", sorted(WORKLOADS))
+def test_static_max_keeps_the_sla_at_no_less_than_static_peaks_cost(workload):
+    """The causal fixed fleet (max_replicas) keeps the SLA on every shipped workload, and costs at least the
+    hindsight-sized fixed fleet (static_peak: the smallest fixed size that meets it on the same episode)."""
+    mx, peak = _run(workload, "static_max")[0], _run(workload, "static_peak")[0]
+    assert mx["sla_met"] == 1.0 and peak["sla_met"] == 1.0
+    assert mx["cost_usd"] >= peak["cost_usd"] - 1e-9
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("workload, seed", [(w, s) for w in sorted(WORKLOADS) for s in (0, 1)])
 def test_no_policy_costs_less_than_the_lower_bound(workload, seed):
     """The bound holds for any policy that meets the SLA; it also holds here for those that do not."""

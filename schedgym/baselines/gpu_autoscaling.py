@@ -23,6 +23,7 @@ from schedgym.envs.gpu_autoscaling.env import GPUAutoscalingEnv
 
 __all__ = [
     "StaticPeakPolicy",
+    "StaticMaxPolicy",
     "HPAPolicy",
     "QueueKEDAPolicy",
     "PredictivePolicy",
@@ -107,6 +108,23 @@ class StaticPeakPolicy:
 
     def act(self, obs: Any, info: dict[str, Any]) -> int:
         return action_towards(self.env, self.size)
+
+
+@register_policy(FAMILY, "static_max", "heuristic", "a fixed fleet of max_replicas (provisioning for the worst case)")
+class StaticMaxPolicy:
+    """A fixed fleet of ``max_replicas``: what an operator who cannot size from history provisions so that
+    no burst finds the fleet short. The causal counterpart of ``static_peak`` (which sizes its fixed fleet
+    on the scored episode itself): it keeps the SLA wherever any fleet within the cap can, at the highest
+    cost."""
+
+    def __init__(self) -> None:
+        self.name = "static_max"
+
+    def reset(self, env: GPUAutoscalingEnv) -> None:
+        self.env = env
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        return action_towards(self.env, self.env.max_replicas)
 
 
 # ---------------------------------------------------------------------------------------------- HPA

@@ -53,9 +53,10 @@ POLCA_T1, POLCA_T2 = 0.80, 0.89
 POLCA_INFERENCE_PEAK_FRAC = 0.79
 
 #: Arrivals multiplier of each shipped workload for the provisioned row (``rate_scale=None``), measured
-#: so that an uncapped row of ``provisioned_servers`` (default split, 0.3 per-server variation) peaks
-#: near POLCA's 79 % of its budget over the episode (1-s power, seeds 0-2; reproduce with
-#: ``tests/test_power_capping.py::test_default_load_peaks_near_polca_79pct``). Per server: azure-conv
+#: on v1's row (``lp_workload="interactive"``, ``trace_replication="jitter"``) so that an uncapped row of
+#: ``provisioned_servers`` (default split, 0.3 per-server variation) peaks near POLCA's 79 % of its budget
+#: over the episode (1-s power, seeds 0-2). The v2 defaults use ``DEFAULT_RATE_SCALE_SHIFTED``; their
+#: measured peaks are in the class docstring ("Starting State"). Per server: azure-conv
 #: 6.0 x 5.53 / 40 = 0.83 req/s (peaks 0.76-0.79, mean 0.57 of the budget); azure-code
 #: 1.3 x 2.57 / 40 = 0.083 req/s (long prompts, short answers: peaks 0.77-0.79, mean 0.27);
 #: synthetic (5.5 req/s mean, one hour before its 14:00 peak) 4.7 (peaks ~0.79, mean 0.59).
@@ -63,8 +64,11 @@ DEFAULT_RATE_SCALE = {"azure-conv": 6.0, "azure-code": 1.3, "synthetic": 4.7}
 #: ``trace_replication="shifted"``: the same calibration with time-shifted copies of the trace (its
 #: bursts no longer repeat in step, so a higher rate gives the same ~79 % peak): azure-conv 9.0 x 5.53 /
 #: 40 = 1.24 req/s per server (peaks 0.76-0.80, mean 0.61; the largest 40-s rise of the 10-s mean power
-#: is 0.04-0.08 of the budget, POLCA's production maximum is 0.118; the default "jitter" replication
-#: gives 0.25). Reproduce with ``python benchmarks/power_calibration.py``.
+#: is 0.04-0.08 of the budget, POLCA's production maximum is 0.118; "jitter" replication gives 0.25;
+#: measured with v1's interactive LP). With v2's batch LP the HP servers keep this per-server load (the
+#: LP servers run their backlog): peaks 0.79-0.82 on azure-conv, 40-s rise 0.04-0.05. Reproduce with
+#: ``python benchmarks/power_calibration.py`` and
+#: ``tests/test_power_capping.py::test_default_load_peaks_near_polca_79pct``.
 DEFAULT_RATE_SCALE_SHIFTED = {"azure-conv": 9.0, "azure-code": 1.3, "synthetic": 4.7}
 #: Copies of ``trace_replication="shifted"`` are shifted by up to this much (the hour's profile is kept
 #: at the 5-minute scale; bursts of tens of seconds decorrelate).
