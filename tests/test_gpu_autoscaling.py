@@ -276,3 +276,29 @@ def test_observation_layout_scales_and_render():
         rgb.step(rgb._noop_action)
     img = rgb.render()
     assert img.ndim == 3 and img.shape[2] == 3
+
+
+def test_static_history_sizes_on_past_days_only():
+    """static_history's fixed size comes from the history episodes (static_peak's bisection there), never
+    from the scored episode: the same size on two different traces."""
+    from schedgym.baselines.gpu_autoscaling import StaticHistoryPolicy, StaticPeakPolicy
+    from schedgym.envs.gpu_autoscaling.env import GPUAutoscalingEnv
+
+    history = {"workload": "synthetic", "episode_days": 1.0 / 24.0, "start_hour": 13.5}
+    sizes = []
+    for workload in ("azure-code", "azure-conv"):
+        env = make_env(ENV_ID, {"workload": workload}).unwrapped
+        env.reset(seed=0)
+        pol = StaticHistoryPolicy(history_kwargs=history, history_seeds=(1, 2))
+        pol.reset(env)
+        sizes.append(pol.size)
+    expected = 0
+    for seed in (1, 2):
+        past = GPUAutoscalingEnv(**history)
+        past.reset(seed=seed)
+        peak = StaticPeakPolicy()
+        peak.reset(past)
+        expected = max(expected, peak.size)
+    assert sizes == [expected, expected]
+    with pytest.raises(ValueError, match="history_seeds"):
+        StaticHistoryPolicy(history_seeds=())

@@ -24,6 +24,7 @@ from schedgym.envs.gpu_autoscaling.env import GPUAutoscalingEnv
 __all__ = [
     "StaticPeakPolicy",
     "StaticMaxPolicy",
+    "StaticHistoryPolicy",
     "HPAPolicy",
     "QueueKEDAPolicy",
     "PredictivePolicy",
@@ -125,6 +126,49 @@ class StaticMaxPolicy:
 
     def act(self, obs: Any, info: dict[str, Any]) -> int:
         return action_towards(self.env, self.env.max_replicas)
+
+
+#: Fixed-fleet sizes found by ``static_history``, per (history kwargs, seeds, scored env's SLA and bounds).
+_HISTORY_SIZES: dict[tuple, int] = {}
+
+
+@register_policy(
+    FAMILY, "static_history", "heuristic",
+    "a fixed fleet sized on past days: the smallest that meets the SLA on every train-split afternoon",
+)  # fmt: skip
+class StaticHistoryPolicy:
+    """A fixed fleet sized from history, as an operator sizes one from last week's peak: the smallest
+    constant size that meets the scored env's ``sla_target`` on every episode of ``history_kwargs`` x
+    ``history_seeds`` (default: gpu-azure's train split, synthetic 6-hour afternoons of seeds 1-3), found by
+    ``static_peak``'s bisection on those episodes, never on the scored one. The causal counterpart of
+    ``static_peak``: it keeps the SLA on a scored episode only if that episode's bursts are no worse than
+    the history's."""
+
+    def __init__(self, history_kwargs: dict[str, Any] | None = None, history_seeds: tuple[int, ...] = (1, 2, 3)) -> None:
+        self.name = "static_history"
+        self.history_kwargs = dict(history_kwargs or {"workload": "synthetic", "episode_days": 0.25, "start_hour": 10.0})
+        if not history_seeds or any(isinstance(x, bool) or int(x) < 0 for x in history_seeds):
+            raise ValueError(f"history_seeds must be non-empty non-negative ints, got {history_seeds!r}")
+        self.history_seeds = tuple(int(x) for x in history_seeds)
+        self.size = 0
+
+    def reset(self, env: GPUAutoscalingEnv) -> None:
+        self.env = env
+        bounds = {"sla_target": env.sla_target, "min_replicas": env.min_replicas, "max_replicas": env.max_replicas}
+        key = (tuple(sorted(self.history_kwargs.items())), self.history_seeds, tuple(sorted(bounds.items())))
+        if key not in _HISTORY_SIZES:
+            size = env.min_replicas
+            for seed in self.history_seeds:
+                past = GPUAutoscalingEnv(**{**self.history_kwargs, **bounds})
+                past.reset(seed=seed)
+                sizer = StaticPeakPolicy()
+                sizer.reset(past)
+                size = max(size, sizer.size)
+            _HISTORY_SIZES[key] = size
+        self.size = _HISTORY_SIZES[key]
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        return action_towards(self.env, self.size)
 
 
 # ---------------------------------------------------------------------------------------------- HPA
