@@ -43,9 +43,9 @@ def test_committed_power_agent_reproduces_its_row_and_is_the_static_cap_it_learn
 
 
 @pytest.mark.slow
-def test_committed_gpu_agent_reproduces_its_rows_and_misses_the_sla_on_azure_code() -> None:
-    """``schedgym run`` reproduces the GPU agent's rows; it meets the SLA on azure-conv and misses it on
-    azure-code (what the agents README reports)."""
+def test_committed_gpu_agent_reproduces_its_rows_and_keeps_the_sla_below_static_max() -> None:
+    """``schedgym run`` reproduces the GPU agent's rows; it keeps the SLA on azure-code and azure-conv at a
+    lower cost than static_max's committed rows (what the agents README reports)."""
     from schedgym.agents import load_agent_policy
     from schedgym.benchmark.results import decode_actions
     from schedgym.benchmark.tasks import TASKS
@@ -55,11 +55,10 @@ def test_committed_gpu_agent_reproduces_its_rows_and_misses_the_sla_on_azure_cod
     agent = REPO / "leaderboard" / "agents" / "gpu_autoscaling-ppo_sb3"
     task = TASKS["gpu-azure"]
     policy = load_agent_policy(agent, env_id=env_id)
-    met = {}
     for inst in task.instances[:2]:  # azure-code, azure-conv (the 6-hour afternoon takes longer)
         row = _row(agent.name, 0, "gpu-azure", inst.name)
         result = run_episode(make_env(env_id, {**task.env_kwargs, **inst.env_kwargs}), policy, seed=0)
         assert result.actions == list(decode_actions(row["actions"]))
         assert result.metrics["cost_usd"] == pytest.approx(float(row["metric"]), rel=1e-12)
-        met[inst.name] = result.metrics["sla_met"]
-    assert met == {"azure-code": 0.0, "azure-conv": 1.0}
+        assert result.metrics["sla_met"] == 1.0
+        assert result.metrics["cost_usd"] < float(_row("static_max", 0, "gpu-azure", inst.name)["metric"])
