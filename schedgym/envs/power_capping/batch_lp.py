@@ -24,8 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from schedgym.envs.power_capping import power_model as pm
-
 __all__ = ["BatchTable", "saturated_server_table", "TABLE_SECONDS", "WARMUP_SECONDS"]
 
 #: Length of each level's recorded series (s): LP servers read it at 30+ phases, so it is long enough
@@ -42,9 +40,6 @@ class BatchTable:
     levels_mhz: np.ndarray  # (n_levels,) float64
     power_w: np.ndarray  # (n_levels, TABLE_SECONDS) float64 server watts
     tokens: np.ndarray  # (n_levels, TABLE_SECONDS) float64 prompt + output tokens processed
-
-    def row(self, mhz: float) -> int:
-        return int(np.argmin(np.abs(self.levels_mhz - mhz)))
 
 
 def _backlog(prompt: np.ndarray, output: np.ndarray, m: int, seed: int):
@@ -131,6 +126,3 @@ def saturated_server_table(
     _CACHE[key] = table
     return table
 
-
-#: Clock levels every table has besides the LP caps: the uncapped clock (the reference row) and the brake.
-EXTRA_LEVELS_MHZ = (pm.F_MAX_MHZ, pm.F_BRAKE_MHZ)
