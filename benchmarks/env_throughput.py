@@ -6,7 +6,7 @@ reference 2-core machine), native vector cases (``gym.make_vec(id, num_envs=N,
 vectorization_mode="vector_entry_point")``, env steps/s = N x vector steps/s) against CartPole's native
 vector env at the same N.
 
-    python benchmarks/env_throughput.py [--seconds 3] [--only MemoryMapping] [--num-envs 64] [--json]
+    python benchmarks/env_throughput.py [--seconds 3] [--only MemoryMapping] [--num-envs 64] [--json] [--sync]
 
 ``--json`` prints a JSON list of ``{"case", "env_id", "num_envs", "vectorized", "steps_per_s",
 "ratio_to_cartpole"}`` instead of the table.
@@ -44,6 +44,8 @@ VECTOR_CASES: list[tuple[str, str, dict]] = [
     ("MemoryMapping minimalloc:K", "schedgym/MemoryMapping-v0", {"instance": "minimalloc:K"}),
     ("AgentScheduling poisson (default)", "schedgym/AgentScheduling-v1", {}),
     ("AgentScheduling azure-code bursty", "schedgym/AgentScheduling-v1", {"workload": "azure-code"}),
+    ("GPUAutoscaling azure-conv", "schedgym/GPUAutoscaling-v1", {"workload": "azure-conv"}),
+    ("PowerCapping azure-conv 52 servers", "schedgym/PowerCapping-v2", {"n_servers": 52}),
 ]
 
 
@@ -114,6 +116,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="substring filter on the case labels")
     parser.add_argument("--num-envs", type=int, default=64, help="N of the vector cases")
     parser.add_argument("--json", action="store_true", help="print a JSON list of rows instead of the table")
+    parser.add_argument("--sync", action="store_true",
+                        help="also measure Gymnasium's SyncVectorEnv over N gym.make envs for each vector case "
+                             "(the native env's gain over it, against the same CartPole yardstick)")  # fmt: skip
     args = parser.parse_args()
     n = args.num_envs
     rows: list[dict] = []
@@ -141,6 +146,12 @@ def main() -> None:
                                masked=False)  # fmt: skip
         rate, cart_rate = interleaved(case, cart, args.seconds)
         report(label, env_id, n, True, rate, cart_rate)
+        if args.sync:
+            case = _vector_stepper(lambda: gym.make_vec(env_id, num_envs=n, vectorization_mode="sync", **kwargs))
+            cart = _vector_stepper(lambda: gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="vector_entry_point"),
+                                   masked=False)  # fmt: skip
+            rate, cart_rate = interleaved(case, cart, args.seconds)
+            report(label.replace("vector", "SyncVectorEnv"), env_id, n, True, rate, cart_rate)
     if args.json:
         print(json.dumps(rows, indent=1))
 

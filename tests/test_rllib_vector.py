@@ -27,6 +27,8 @@ CASES = [
     pytest.param("schedgym/MemoryMapping-v0", {"instance": "random", "n_buffers": 12, "action_mode": "order", "K": 4,
                                                 "capacity": 0.5}, id="memory-random"),  # fmt: skip
     pytest.param("schedgym/AgentScheduling-v1", {"n_agents": 3}, id="agents-poisson"),
+    pytest.param("schedgym/GPUAutoscaling-v1", {"workload": "synthetic", "episode_days": 0.01, "mean_rate_per_s": 1.0,
+                                                 "max_replicas": 6, "history": 2}, id="gpu-synthetic"),  # fmt: skip
 ]
 
 
@@ -109,5 +111,5 @@ def test_rllib_config_picks_the_native_vector_env_where_one_exists() -> None:
     sync = build_algo_config("schedgym/AgentScheduling-v1", {}, {**cfg, "native_vector_env": False}, seed=0)
     assert sync.env == "schedgym:schedgym/AgentScheduling-v1"
     assert gym.VectorizeMode(sync.gym_env_vectorize_mode) == gym.VectorizeMode.SYNC
-    no_vector = build_algo_config("schedgym/GPUAutoscaling-v1", {}, cfg, seed=0)  # no vector_entry_point
-    assert gym.VectorizeMode(no_vector.gym_env_vectorize_mode) == gym.VectorizeMode.SYNC
+    gpu = build_algo_config("schedgym/GPUAutoscaling-v1", {}, cfg, seed=0)  # the serving families' too
+    assert gym.VectorizeMode(gpu.gym_env_vectorize_mode) == gym.VectorizeMode.VECTOR_ENTRY_POINT

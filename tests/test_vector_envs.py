@@ -194,3 +194,55 @@ def test_memory_mapping_vector_time_limit_and_seeding() -> None:
     with pytest.raises(ValueError):
         gym.make_vec(MEMORY, num_envs=2, vectorization_mode="vector_entry_point", render_mode="ansi")
     assert gym.make(MEMORY, n_buffers=20).spec.max_episode_steps == 20
+
+
+GPU = "schedgym/GPUAutoscaling-v1"
+GPU_CASES = [
+    # episodes of different lengths (the batch's request axis grows and rows are re-padded), cold starts
+    pytest.param({"workload": "synthetic", "episode_days": 0.02, "mean_rate_per_s": 2.0, "max_replicas": 8,
+                  "history": 3}, 90, id="synthetic-short"),  # fmt: skip
+    pytest.param({"workload": "azure-conv", "trace_window_hours": 0.25, "rate_scale": 0.5, "max_replicas": 10,
+                  "invalid_action_penalty": 0.5, "interval_s": 120.0}, 40, id="azure-conv-windows-penalty"),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize(("kwargs", "n_steps"), GPU_CASES)
+def test_gpu_autoscaling_vector_equals_single_envs(kwargs: dict[str, Any], n_steps: int) -> None:
+    from schedgym.envs.gpu_autoscaling.vector import GPUAutoscalingVectorEnv
+
+    compare_step_for_step(GPU, kwargs, n_steps, GPUAutoscalingVectorEnv)
+
+
+def test_gpu_autoscaling_vector_time_limit_and_spec() -> None:
+    kwargs = {"workload": "synthetic", "episode_days": 0.02, "mean_rate_per_s": 2.0, "max_replicas": 8}
+    vec = gym.make_vec(GPU, num_envs=2, vectorization_mode="vector_entry_point", max_episode_steps=3, **kwargs)
+    single = gym.make(GPU, **kwargs)
+    assert single.spec.max_episode_steps == single.unwrapped.horizon_steps == 29  # ceil(0.02 d / 60 s)
+    obs1, _ = single.reset(seed=9)
+    obs, info = vec.reset(seed=[5, 9])
+    np.testing.assert_array_equal(obs[1], obs1)
+    for _ in range(3):
+        _, _, terminated, truncated, info = vec.step(np.full(2, 3))
+    assert truncated.all() and not terminated.any() and info["_metrics"].all()
+    assert set(info["metrics"]) - {f"_{k}" for k in info["metrics"]} == set(single.unwrapped.metrics())
+    _, reward, terminated, truncated, info = vec.step(np.zeros(2, dtype=np.int64))
+    assert not terminated.any() and not truncated.any() and (reward == 0).all() and "metrics" not in info
+    with pytest.raises(ValueError, match="actions must have shape"):
+        vec.step(np.zeros(3, dtype=np.int64))
+    with pytest.raises(ValueError, match="does not render"):
+        gym.make_vec(GPU, num_envs=2, vectorization_mode="vector_entry_point", render_mode="ansi")
+
+
+POWER = "schedgym/PowerCapping-v2"
+POWER_CASES = [
+    pytest.param({"n_servers": 10, "provisioned_servers": 8, "episode_hours": 0.1}, 60, id="batch-lp"),
+    pytest.param({"n_servers": 6, "provisioned_servers": 5, "episode_hours": 0.05, "lp_workload": "interactive",
+                  "workload": "synthetic", "invalid_action_penalty": 0.5}, 40, id="interactive-synthetic-penalty"),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize(("kwargs", "n_steps"), POWER_CASES)
+def test_power_capping_vector_equals_single_envs(kwargs: dict[str, Any], n_steps: int) -> None:
+    from schedgym.envs.power_capping.vector import PowerCappingVectorEnv
+
+    compare_step_for_step(POWER, kwargs, n_steps, PowerCappingVectorEnv)

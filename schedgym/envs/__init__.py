@@ -66,6 +66,7 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         horizon="workload length / interval_s (1440 by default), from the kwargs",
         horizon_from_kwargs=True,
         test_kwargs={"workload": "synthetic", "episode_days": 0.1, "mean_rate_per_s": 2.0, "max_replicas": 12},
+        vector_entry_point="schedgym.envs.gpu_autoscaling.vector:GPUAutoscalingVectorEnv",
     ),
     EnvEntry(
         id="schedgym/PowerCapping-v2",
@@ -74,6 +75,7 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         horizon="episode_hours / decision_interval_s (351 by default), from the kwargs",
         horizon_from_kwargs=True,
         test_kwargs={"n_servers": 10, "provisioned_servers": 8, "episode_hours": 0.1},
+        vector_entry_point="schedgym.envs.power_capping.vector:PowerCappingVectorEnv",
     ),
 )
 

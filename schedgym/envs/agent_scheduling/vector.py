@@ -48,7 +48,7 @@ from schedgym.envs.agent_scheduling.types import (
     AgentSchedState,
 )
 from schedgym.envs.agent_scheduling.workload import TYPE_NAMES
-from schedgym.envs.core.vector import AutoresetSeeds, add_step_info, integral_actions, reset_plan, vector_args
+from schedgym.envs.core.vector import AutoresetSeeds, add_step_info, integral_actions, vector_args
 from schedgym.sim.borrow import borrow
 
 __all__ = ["AgentSchedulingVectorEnv", "step_batch"]
@@ -243,10 +243,7 @@ class AgentSchedulingVectorEnv(AutoresetSeeds, VectorEnv):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every sub-env (or those of ``options["reset_mask"]``); ``seed`` int -> sub-env i gets
         ``seed + i``, a list gives one seed per sub-env."""
-        seeds, which = reset_plan(seed, options, self.num_envs, self._ready)
-        self._forget_autoreset_seeds(which)
-        if seed is not None:
-            self._np_random, self._np_random_seed = seeding.np_random(seeds[0])
+        seeds, which = self._reset_plan(seed, options, self._ready)
         for e in np.flatnonzero(which):
             if seeds[e] is not None:
                 self._rngs[e], _ = seeding.np_random(seeds[e])

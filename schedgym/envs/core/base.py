@@ -130,7 +130,13 @@ class SchedEnv(gym.Env[np.ndarray, np.int64]):
         if self._episode_over:
             raise RuntimeError("the episode is over: call reset() before stepping again")
         action_int, invalid = self._validate_action(action)
-        reward, terminated, truncated, info = self._apply(action_int)
+        return self._finish_step(action_int, invalid, *self._apply(action_int))
+
+    def _finish_step(
+        self, action_int: int, invalid: bool, reward: float, terminated: bool, truncated: bool, info: dict[str, Any]
+    ) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        """The rest of :meth:`step` once ``_apply`` has run: the penalty, the contract's info entries, the
+        episode's metrics at its end, the observation. (Vector envs that batch ``_apply`` call it too.)"""
         info.update(self._extra_info())
         if invalid:
             reward -= self.invalid_action_penalty
@@ -211,10 +217,10 @@ class SchedEnv(gym.Env[np.ndarray, np.int64]):
         Besides ``sim``/``rng``/``episode_over`` the snapshot records what it belongs to (``env``,
         ``env_id``, ``kwargs``, ``fingerprint``) and the shape/dtype of every top-level state array.
         """
-        sim = copy.deepcopy(self.state)
+        sim = state_copy(self.state)
         return {
             "sim": sim,
-            "rng": copy.deepcopy(self.np_random.bit_generator.state),
+            "rng": self.np_random.bit_generator.state,  # a new dict on every read
             "episode_over": self._episode_over,
             "env": _class_path(type(self)),
             "env_id": _registered_id(type(self)),
@@ -265,15 +271,67 @@ class SchedEnv(gym.Env[np.ndarray, np.int64]):
             raise ValueError("set_state: the snapshot's 'rng' is not a state of this env's bit generator")
         saved_rng = self.np_random.bit_generator.state
         try:
-            self.np_random.bit_generator.state = copy.deepcopy(rng)
+            self.np_random.bit_generator.state = rng  # read, not kept: the snapshot stays reusable
         except (TypeError, ValueError, KeyError) as exc:
             self.np_random.bit_generator.state = saved_rng
             raise ValueError(f"set_state: the snapshot's 'rng' is not a valid generator state ({exc})") from None
-        self.state = copy.deepcopy(sim)
+        self.state = state_copy(sim)
         self._episode_over = bool(state["episode_over"])
 
 
 _SNAPSHOT_KEYS = ("sim", "rng", "episode_over", "env", "env_id", "kwargs", "fingerprint", "arrays")
+
+
+_IMMUTABLE = (int, float, complex, bool, str, bytes, type(None), np.generic)
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def state_copy(obj: Any, memo: dict[int, Any] | None = None) -> Any:
+    """A deep copy of a simulator state, ~5x faster than ``copy.deepcopy`` on the envs' states.
+
+    Numpy arrays are copied with ``ndarray.copy``; mutable dataclasses, lists, dicts and tuples are
+    rebuilt around copies of their items; immutable scalars are shared; anything else (frozen dataclasses
+    and objects with their own ``__deepcopy__``, such as the immutable workloads) goes through
+    ``copy.deepcopy``. Shared references stay shared in the copy, as with ``deepcopy``. The search's
+    simulator model snapshots the env at every expansion, where ``deepcopy``'s generic dispatch was most
+    of a move's time.
+    """
+    if isinstance(obj, _IMMUTABLE):
+        return obj
+    if memo is None:
+        memo = {}
+    key = id(obj)
+    if key in memo:
+        return memo[key]
+    if isinstance(obj, np.ndarray):
+        out: Any = obj.copy()
+    elif isinstance(obj, list):
+        out = []
+        memo[key] = out
+        out.extend(state_copy(v, memo) for v in obj)
+        return out
+    elif isinstance(obj, dict) and type(obj) is dict:
+        out = {}
+        memo[key] = out
+        for k, v in obj.items():
+            out[k] = state_copy(v, memo)
+        return out
+    elif type(obj) is tuple:
+        out = tuple(state_copy(v, memo) for v in obj)
+    elif (dataclasses.is_dataclass(obj) and not isinstance(obj, type) and "__deepcopy__" not in type(obj).__dict__
+          and not type(obj).__dataclass_params__.frozen and not hasattr(type(obj), "__slots__")):  # fmt: skip
+        out = copy.copy(obj)
+        memo[key] = out
+        names = _FIELD_NAMES.get(type(obj))
+        if names is None:
+            names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in dataclasses.fields(obj))
+        for name in names:
+            setattr(out, name, state_copy(getattr(obj, name), memo))
+        return out
+    else:
+        out = copy.deepcopy(obj, memo)
+    memo[key] = out
+    return out
 
 
 def integral_action(action: Any) -> int | None:

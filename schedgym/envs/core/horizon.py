@@ -12,13 +12,14 @@ only guards against an env bug. A ``gym.make(id, max_episode_steps=N)`` still ap
 
 from __future__ import annotations
 
+import dataclasses
 from copy import deepcopy
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec, WrapperSpec
 
-__all__ = ["EnvHorizonLimit", "ENV_HORIZON_WRAPPER_SPEC"]
+__all__ = ["EnvHorizonLimit", "ENV_HORIZON_WRAPPER_SPEC", "HorizonSpec"]
 
 
 class EnvHorizonLimit(gym.wrappers.TimeLimit):
@@ -62,3 +63,24 @@ ENV_HORIZON_WRAPPER_SPEC = WrapperSpec(
     entry_point="schedgym.envs.core.horizon:EnvHorizonLimit",
     kwargs={},
 )
+
+
+class HorizonSpec:
+    """Mixin of an env whose id has a native vector env: such an id cannot carry :class:`EnvHorizonLimit`
+    (``gym.make_vec`` refuses additional wrappers), so the env reports its own horizon in its spec.
+
+    ``gym.make`` sets ``env.spec``; the setter fills ``max_episode_steps`` with ``horizon_steps`` (the env
+    ends every episode by then) unless a limit was given, so no ``TimeLimit`` wrapper is needed for it.
+    """
+
+    horizon_steps: int | None
+
+    @property
+    def spec(self) -> EnvSpec | None:
+        return self.__dict__.get("_spec")
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        if value is not None and value.max_episode_steps is None:
+            value = dataclasses.replace(value, max_episode_steps=self.horizon_steps)
+        self._spec = value

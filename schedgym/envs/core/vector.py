@@ -52,6 +52,16 @@ class AutoresetSeeds:
                 self._rngs[e], _ = seeding.np_random(pending[e])
                 pending[e] = None
 
+    def _reset_plan(self, seed: int | list[int | None] | None, options: dict[str, Any] | None,
+                    ready: bool) -> tuple[list[int | None], np.ndarray]:  # fmt: skip
+        """:func:`reset_plan` of a ``reset(seed=..., options=...)``, forgetting the pending auto-reset seeds
+        of the sub-envs it resets and seeding the vector env's own ``np_random`` from the first seed."""
+        seeds, which = reset_plan(seed, options, self.num_envs, ready)
+        self._forget_autoreset_seeds(which)
+        if seed is not None:
+            self._np_random, self._np_random_seed = seeding.np_random(seeds[0])
+        return seeds, which
+
     def _forget_autoreset_seeds(self, which: np.ndarray) -> None:
         pending = self.__dict__.get("_autoreset_seeds")
         if pending is not None:

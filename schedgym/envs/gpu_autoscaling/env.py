@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from schedgym.envs.core.base import EnvState, SchedEnv
+from schedgym.envs.core.horizon import HorizonSpec
 from schedgym.envs.core.traces import (
     AZURE_TRACES,
     TraceWindow,
@@ -66,7 +67,7 @@ def _quantiles(values: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
     return v[lo] + (v[hi] - v[lo]) * (pos - lo)
 
 
-class GPUAutoscalingEnv(SchedEnv):
+class GPUAutoscalingEnv(HorizonSpec, SchedEnv):
     """Scale the GPU replicas of an LLM inference service: least cost at a met SLA.
 
     ## Description
@@ -160,9 +161,11 @@ class GPUAutoscalingEnv(SchedEnv):
     cancelled and every ready one drained: requests still in the system finish (their latencies count)
     and the fleet is billed until it is empty. ``gym.make(...).spec.max_episode_steps`` is that horizon
     (``horizon_steps``): 1440 with the default kwargs (one synthetic day of 60 s intervals), 58 for
-    ``azure-code`` and 59 for ``azure-conv`` (their hour of arrivals). It comes from a ``TimeLimit``
-    built from the kwargs, not a registered number (a registered 1440 would cut ``episode_days=2`` in half), and never fires
-    before the env's own truncation (``schedgym.envs.core.horizon``).
+    ``azure-code`` and 59 for ``azure-conv`` (their hour of arrivals), set by the env from its kwargs
+    rather than registered (a registered 1440 would cut ``episode_days=2`` in half; no ``TimeLimit``
+    wrapper: the episode ends by itself then). ``gym.make(id, max_episode_steps=N)`` still truncates at
+    ``N``, but without ``info["metrics"]`` (read ``env.unwrapped.metrics()``): the id has a native vector
+    env (``GPUAutoscalingVectorEnv``), which Gymnasium allows only without registered wrappers.
 
     ## Arguments
 
@@ -498,18 +501,31 @@ class GPUAutoscalingEnv(SchedEnv):
 
     # ------------------------------------------------------------------ dynamics
     def _apply(self, action: int) -> tuple[float, bool, bool, dict[str, Any]]:
+        self.fleet.advance(self._start_interval(action))
+        return self._finish_interval()
+
+    # A step is split around the serving core's advance so that the native vector env
+    # (:mod:`.vector`) can advance every sub-env's fleet in one kernel call between the two halves.
+    def _start_interval(self, action: int) -> float:
+        """Scale the fleet at the interval's start; returns the time the fleet must be advanced to."""
+        s = self.state
+        t = s.step
+        delta = int(self.deltas[action])
+        target = self.fleet_size + delta
+        if delta:
+            self._scale_to(target, t * self.interval_s)
+            s.scaling_actions += 1
+        s.log_target[t] = target
+        return (t + 1) * self.interval_s
+
+    def _finish_interval(self) -> tuple[float, bool, bool, dict[str, Any]]:
+        """Score the interval the fleet was advanced over (the episode's last one also serves every
+        request to its end); ``_apply``'s return value."""
         s = self.state
         fleet = self.fleet
         wl = s.workload
         t = s.step
-        t0, t1 = t * self.interval_s, (t + 1) * self.interval_s
-        delta = int(self.deltas[action])
-        target = self.fleet_size + delta
-        if delta:
-            self._scale_to(target, t0)
-            s.scaling_actions += 1
-        s.log_target[t] = target
-        fleet.advance(t1)
+        t1 = (t + 1) * self.interval_s
         last = t + 1 >= self.n_steps
         if last:  # cancel what is provisioning, drain the rest, and serve every request to its end
             self._scale_to(0, t1)

@@ -6,16 +6,15 @@ mallocGame and mallocMuZero) and XLA's memory-space assignment, whose best-fit h
 
 from __future__ import annotations
 
-import dataclasses
 import operator
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.envs.registration import EnvSpec
 
 from schedgym.envs.core import SchedEnv, check_bool, check_choice, check_int
 from schedgym.envs.core.base import integral_action
+from schedgym.envs.core.horizon import HorizonSpec
 from schedgym.envs.memory_mapping import dynamics as dyn
 from schedgym.envs.memory_mapping.geometry import ORDERS, PreparedInstance, prepare
 from schedgym.envs.memory_mapping.instances import resolve_instance
@@ -30,7 +29,7 @@ IMAGE_BINS = dyn.IMAGE_BINS
 GLOBAL_FEATURES = 3
 
 
-class MemoryMappingEnv(SchedEnv):
+class MemoryMappingEnv(HorizonSpec, SchedEnv):
     """Place the buffers of a compiled ML program in a small fast memory, maximising the benefit placed.
 
     ## Description
@@ -324,18 +323,6 @@ class MemoryMappingEnv(SchedEnv):
         obs = np.empty(self._obs_dim, dtype=np.float32)
         dyn.observe_one(self._mode, *_scalars(prep), prep.kernel_arrays, _STATE_ARRAYS(st), obs, self._mask_scratch)
         return obs
-
-    @property
-    def spec(self) -> EnvSpec | None:
-        """The spec ``gym.make`` gives the env, with ``max_episode_steps`` = :attr:`horizon_steps` (the
-        episode always ends by then) unless a limit is set: no ``TimeLimit`` wrapper is needed for it."""
-        return self.__dict__.get("_spec")
-
-    @spec.setter
-    def spec(self, value: EnvSpec | None) -> None:
-        if value is not None and value.max_episode_steps is None:
-            value = dataclasses.replace(value, max_episode_steps=self.horizon_steps)
-        self._spec = value
 
     # ------------------------------------------------------------------ metrics, info, render
     def _extra_info(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from schedgym.envs.core.vector import AutoresetSeeds, add_step_info, integral_actions, reset_plan, vector_args
+from schedgym.envs.core.vector import AutoresetSeeds, add_step_info, integral_actions, vector_args
 from schedgym.envs.memory_mapping import dynamics as dyn
 from schedgym.envs.memory_mapping.env import MemoryMappingEnv
 from schedgym.envs.memory_mapping.geometry import PreparedInstance, prepare
@@ -173,12 +173,9 @@ class MemoryMappingVectorEnv(AutoresetSeeds, VectorEnv):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every sub-env (or those of ``options["reset_mask"]``); ``seed`` int -> sub-env i gets
         ``seed + i``, a list gives one seed per sub-env."""
-        seeds, which = reset_plan(seed, options, self.num_envs, self._ready)
-        self._forget_autoreset_seeds(which)
+        seeds, which = self._reset_plan(seed, options, self._ready)
         # Arrays returned before are the caller's: the sub-envs not reset keep their rows in new copies.
         self._obs, self._mask = self._obs.copy(), self._mask.copy()
-        if seed is not None:
-            self._np_random, self._np_random_seed = seeding.np_random(seeds[0])
         for e in np.flatnonzero(which):
             if seeds[e] is not None:
                 self._rngs[e], _ = seeding.np_random(seeds[e])

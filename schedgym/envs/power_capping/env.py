@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from schedgym.envs.core.base import SchedEnv
+from schedgym.envs.core.horizon import HorizonSpec
 from schedgym.envs.core.traces import AZURE_TRACES, TraceWindow, check_workload, load_workload_trace
 from schedgym.envs.core.validation import check_choice, check_float, check_int
 from schedgym.envs.power_capping import dynamics as dyn
@@ -106,7 +107,7 @@ _SECONDS_PER_HOUR = 3600.0
 _MAX_NUM_SEQS = 64
 
 
-class PowerCappingEnv(SchedEnv):
+class PowerCappingEnv(HorizonSpec, SchedEnv):
     """A row of DGX-A100 LLM inference servers, oversubscribed under a power budget (POLCA).
 
     ## Description
@@ -209,10 +210,12 @@ class PowerCappingEnv(SchedEnv):
     Truncated when simulated time reaches the horizon (``episode_hours`` or ``trace_window_hours``;
     default the trace's hour for the Azure traces, 1 h for synthetic); never terminated. ``gym.make(...).spec.max_episode_steps`` is
     that horizon in decisions, ``ceil(horizon_s / decision_interval_s)`` (``horizon_steps``: 351 with the
-    default kwargs, azure-conv's 3,501 s in 10 s decisions; 344 for azure-code), from a ``TimeLimit``
-    built from the kwargs rather than a registered number (the horizon depends on the workload,
-    ``episode_hours`` and ``decision_interval_s``); it never fires before the env's own truncation
-    (``schedgym.envs.core.horizon``).
+    default kwargs, azure-conv's 3,501 s in 10 s decisions; 344 for azure-code), set by the env from its
+    kwargs rather than registered (the horizon depends on the workload, ``episode_hours`` and
+    ``decision_interval_s``; no ``TimeLimit`` wrapper: the episode ends by itself then).
+    ``gym.make(id, max_episode_steps=N)`` still truncates at ``N``, but without ``info["metrics"]`` (read
+    ``env.unwrapped.metrics()``): the id has a native vector env (``PowerCappingVectorEnv``), which
+    Gymnasium allows only without registered wrappers.
 
     ## Arguments
 

@@ -634,43 +634,61 @@ def _make_ready(e, t, ri, rf) -> int:
 
 
 @numba.njit(cache=True)
-def _advance_all(until, pi, pf, prof, arrival, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids):
+def _advance_fleet(e, until, pi, pf, prof, arrival, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids):
+    """Advance fleet ``e`` to ``until``. Touches row ``e`` of the arrays only, so fleets may run in parallel."""
     scratch = np.zeros(pi[PI_BLOCK], dtype=np.int64)
     # borrowed views: no atomic reference counting in the hot loops (schedgym.sim.borrow)
-    until, pi, pf, arrival, prompt, output = borrow(until), borrow(pi), borrow(pf), borrow(arrival), borrow(prompt), borrow(output)
+    pi, pf, arrival, prompt, output = borrow(pi), borrow(pf), borrow(arrival), borrow(prompt), borrow(output)
     qi, qf, ri, rf, running, sched = borrow(qi), borrow(qf), borrow(ri), borrow(rf), borrow(running), borrow(sched)
     ei, ef, done_ids, scratch = borrow(ei), borrow(ef), borrow(done_ids), borrow(scratch)
     prof = (borrow(prof[0]), borrow(prof[1]), borrow(prof[2]), borrow(prof[3]))
-    n_envs, n_slots = ri.shape[0], ri.shape[1]
-    for e in range(n_envs):
-        n_req = ei[e, EI_N_REQUESTS]
-        while ei[e, EI_NEXT_ARRIVAL] < n_req and arrival[e, ei[e, EI_NEXT_ARRIVAL]] < until[e]:
-            q = ei[e, EI_NEXT_ARRIVAL]
-            a = arrival[e, q]
-            for r in range(n_slots):
-                # a replica that can only move along its decode run before `a` is left behind (lazy)
-                if ri[e, r, RI_BUSY] == 1 and rf[e, r, RF_ITER_END] <= a and not a < rf[e, r, RF_LAZY_UNTIL]:
-                    _advance_replica(e, r, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids, scratch)
-            if _make_ready(e, a, ri, rf) == 0:
-                break  # no ready replica: the request waits for one (arrivals stay queued in order)
-            r = _route(e, q, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei)
-            if r >= 0:
-                if ri[e, r, RI_BUSY] == 1 and rf[e, r, RF_ITER_END] <= a:  # catch the chosen one up first
-                    _advance_replica(e, r, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids, scratch)
-                _enqueue(e, q, r, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei)
-            ei[e, EI_NEXT_ARRIVAL] = q + 1
+    n_slots = ri.shape[1]
+    n_req = ei[e, EI_N_REQUESTS]
+    while ei[e, EI_NEXT_ARRIVAL] < n_req and arrival[e, ei[e, EI_NEXT_ARRIVAL]] < until:
+        q = ei[e, EI_NEXT_ARRIVAL]
+        a = arrival[e, q]
         for r in range(n_slots):
-            if ri[e, r, RI_BUSY] == 1:
-                _advance_replica(e, r, until[e], pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids, scratch)
-        _make_ready(e, until[e], ri, rf)
-        for r in range(n_slots):
-            _materialize(e, r, pi, qi, ri, running)
-        ef[e, EF_NOW] = until[e]
+            # a replica that can only move along its decode run before `a` is left behind (lazy)
+            if ri[e, r, RI_BUSY] == 1 and rf[e, r, RF_ITER_END] <= a and not a < rf[e, r, RF_LAZY_UNTIL]:
+                _advance_replica(e, r, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids, scratch)
+        if _make_ready(e, a, ri, rf) == 0:
+            break  # no ready replica: the request waits for one (arrivals stay queued in order)
+        r = _route(e, q, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei)
+        if r >= 0:
+            if ri[e, r, RI_BUSY] == 1 and rf[e, r, RF_ITER_END] <= a:  # catch the chosen one up first
+                _advance_replica(e, r, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids, scratch)
+            _enqueue(e, q, r, a, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei)
+        ei[e, EI_NEXT_ARRIVAL] = q + 1
+    for r in range(n_slots):
+        if ri[e, r, RI_BUSY] == 1:
+            _advance_replica(e, r, until, pi, pf, prof, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids, scratch)
+    _make_ready(e, until, ri, rf)
+    for r in range(n_slots):
+        _materialize(e, r, pi, qi, ri, running)
+    ef[e, EF_NOW] = until
 
 
-def advance(state: FleetState, until: np.ndarray, pi: np.ndarray, pf: np.ndarray, prof: tuple) -> None:
-    """Advance every fleet ``e`` of ``state`` to time ``until[e]`` (seconds)."""
-    _advance_all(
+@numba.njit(cache=True)
+def _advance_all(until, pi, pf, prof, arrival, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids):
+    for e in range(ri.shape[0]):
+        _advance_fleet(e, until[e], pi, pf, prof, arrival, prompt, output, qi, qf, ri, rf, running, sched, ei, ef, done_ids)
+
+
+@numba.njit(cache=True, parallel=True)
+def _advance_all_parallel(until, pi, pf, prof, arrival, prompt, output, qi, qf, ri, rf, running, scheduled, ei, ef,
+                          done_ids):  # fmt: skip
+    # (``scheduled``: numba's parfor lowering names an argument of its own ``sched``)
+    for e in numba.prange(ri.shape[0]):
+        _advance_fleet(e, until[e], pi, pf, prof, arrival, prompt, output, qi, qf, ri, rf, running, scheduled, ei, ef,
+                       done_ids)  # fmt: skip
+
+
+def advance(state: FleetState, until: np.ndarray, pi: np.ndarray, pf: np.ndarray, prof: tuple,
+            parallel: bool = False) -> None:
+    """Advance every fleet ``e`` of ``state`` to time ``until[e]`` (seconds). ``parallel``: the fleets run on
+    numba's threads (they share nothing, so the result is the same bit for bit; for many fleets, e.g. a
+    native vector env; not to be called from several Python threads at once)."""
+    (_advance_all_parallel if parallel else _advance_all)(
         np.asarray(until, dtype=np.float64),
         pi,
         pf,
