@@ -4,9 +4,11 @@ The machine is shared and noisy, so each case runs in alternating slices with it
 is reported as a ratio: single-env cases against ``gym.make("CartPole-v1")`` (~58k steps/s on the
 reference 2-core machine), native vector cases (``gym.make_vec(id, num_envs=N,
 vectorization_mode="vector_entry_point")``, env steps/s = N x vector steps/s) against CartPole's native
-vector env at the same N.
+vector env at the same N. The AgentScheduling and GPUAutoscaling vector envs spread their sub-envs over
+numba's threads (``NUMBA_NUM_THREADS``, both cores here) while CartPole's runs on one: ``--serial`` adds
+their one-thread rates.
 
-    python benchmarks/env_throughput.py [--seconds 3] [--only MemoryMapping] [--num-envs 64] [--json] [--sync]
+    python benchmarks/env_throughput.py [--seconds 3] [--only MemoryMapping] [--num-envs 64] [--json] [--serial] [--sync]
 
 ``--json`` prints a JSON list of ``{"case", "env_id", "num_envs", "vectorized", "steps_per_s",
 "ratio_to_cartpole"}`` instead of the table.
@@ -47,6 +49,11 @@ VECTOR_CASES: list[tuple[str, str, dict]] = [
     ("GPUAutoscaling azure-conv", "schedgym/GPUAutoscaling-v1", {"workload": "azure-conv"}),
     ("PowerCapping azure-conv 52 servers", "schedgym/PowerCapping-v2", {"n_servers": 52}),
 ]
+
+
+#: Vector envs that spread their sub-envs over numba's threads by default (``parallel=True``; CartPole's
+#: vector env runs on one thread). ``--serial`` measures them on one thread too.
+PARALLEL_VECTOR_IDS = ("schedgym/AgentScheduling-v1", "schedgym/GPUAutoscaling-v1")
 
 
 def _single_stepper(make: Callable[[], gym.Env], masked: bool = True) -> Iterator[tuple[int, float]]:
@@ -116,6 +123,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="substring filter on the case labels")
     parser.add_argument("--num-envs", type=int, default=64, help="N of the vector cases")
     parser.add_argument("--json", action="store_true", help="print a JSON list of rows instead of the table")
+    parser.add_argument("--serial", action="store_true",
+                        help="also measure the vector envs that step their sub-envs on numba's threads "
+                             "(AgentScheduling, GPUAutoscaling) with parallel=False")  # fmt: skip
     parser.add_argument("--sync", action="store_true",
                         help="also measure Gymnasium's SyncVectorEnv over N gym.make envs for each vector case "
                              "(the native env's gain over it, against the same CartPole yardstick)")  # fmt: skip
@@ -146,6 +156,13 @@ def main() -> None:
                                masked=False)  # fmt: skip
         rate, cart_rate = interleaved(case, cart, args.seconds)
         report(label, env_id, n, True, rate, cart_rate)
+        if args.serial and env_id in PARALLEL_VECTOR_IDS:
+            case = _vector_stepper(lambda: gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point",
+                                                        parallel=False, **kwargs))  # fmt: skip
+            cart = _vector_stepper(lambda: gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="vector_entry_point"),
+                                   masked=False)  # fmt: skip
+            rate, cart_rate = interleaved(case, cart, args.seconds)
+            report(f"{label} serial", env_id, n, True, rate, cart_rate)
         if args.sync:
             case = _vector_stepper(lambda: gym.make_vec(env_id, num_envs=n, vectorization_mode="sync", **kwargs))
             cart = _vector_stepper(lambda: gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="vector_entry_point"),

@@ -309,3 +309,44 @@ def test_fused_weights_follow_training_updates() -> None:
     np.testing.assert_allclose(second.prediction.weights[0], net.prediction[0].weight.detach().numpy().T)
     net.load_state_dict(MuZeroNetwork(net.cfg).state_dict())
     assert fused_weights(net) is not second
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs"),
+    [
+        ("schedgym/MemoryMapping-v0", {"instance": "random", "n_buffers": 15, "K": 4}),
+        ("schedgym/GPUAutoscaling-v1", {"workload": "synthetic", "episode_days": 0.01, "mean_rate_per_s": 2.0,
+                                        "max_replicas": 8, "history": 2}),  # fmt: skip
+    ],
+)
+def test_simulator_search_with_unchecked_snapshots_equals_the_checked_search(
+    env_id: str, kwargs: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search's own snapshots skip get_state/set_state's checks; the tree and targets are the same.
+    (GPUAutoscaling rebinds its fleet view on restore: without ``_after_restore`` the two differ.)"""
+    envs = [gym.make(env_id, **kwargs).unwrapped for _ in range(2)]
+    obs, legal = [], []
+    for i, env in enumerate(envs):
+        o, info = env.reset(seed=20 + i)
+        for _ in range(3):
+            o, _, _, _, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
+        obs.append(o)
+        legal.append(info["action_mask"].astype(bool))
+    obs_a, legal_a = np.stack(obs), np.stack(legal)
+    net = _net(obs_a.shape[1], envs[0].action_space.n, seed=2)
+    cfg = SearchConfig(num_simulations=10, max_considered_actions=4)
+
+    def search():
+        model = SimulatorModel(net, [copy.deepcopy(e) for e in envs], [e.get_state() for e in envs], obs_a, legal_a)
+        return gumbel_muzero_search(model, cfg, np.random.default_rng(5))
+
+    fast = search()
+    monkeypatch.setattr(SchedEnv, "snapshot_unchecked", SchedEnv.get_state)
+    monkeypatch.setattr(SchedEnv, "restore_unchecked", SchedEnv.set_state)
+    checked = search()
+    np.testing.assert_array_equal(fast.action, checked.action)
+    np.testing.assert_array_equal(fast.tree.children_index, checked.tree.children_index)
+    np.testing.assert_array_equal(fast.tree.children_visits, checked.tree.children_visits)
+    np.testing.assert_array_equal(fast.tree.children_rewards, checked.tree.children_rewards)
+    np.testing.assert_array_equal(fast.tree.children_values, checked.tree.children_values)
+    np.testing.assert_array_equal(fast.policy_target, checked.policy_target)

@@ -246,3 +246,29 @@ def test_power_capping_vector_equals_single_envs(kwargs: dict[str, Any], n_steps
     from schedgym.envs.power_capping.vector import PowerCappingVectorEnv
 
     compare_step_for_step(POWER, kwargs, n_steps, PowerCappingVectorEnv)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs", "n_steps"),
+    [
+        (AGENTS, {"n_agents": 5, "workload": "azure-code"}, 200),
+        (GPU, {"workload": "synthetic", "episode_days": 0.02, "mean_rate_per_s": 2.0, "max_replicas": 8}, 40),
+    ],
+)
+def test_parallel_and_serial_vector_envs_agree(env_id: str, kwargs: dict[str, Any], n_steps: int) -> None:
+    """``parallel=True`` (sub-envs on numba's threads, the default) and ``parallel=False`` step alike."""
+    par = gym.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point", **kwargs)
+    ser = gym.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point", parallel=False, **kwargs)
+    assert par.unwrapped.parallel and not ser.unwrapped.parallel
+    obs_p, info = par.reset(seed=4)
+    obs_s, _ = ser.reset(seed=4)
+    rng = np.random.default_rng(1)
+    for t in range(n_steps):
+        np.testing.assert_array_equal(obs_p, obs_s, err_msg=f"step {t}")
+        actions = draw_actions(rng, info["action_mask"], t)
+        obs_p, rew_p, term_p, trunc_p, info = par.step(actions)
+        obs_s, rew_s, term_s, trunc_s, _ = ser.step(actions)
+        np.testing.assert_array_equal(rew_p, rew_s)
+        np.testing.assert_array_equal(term_p | trunc_p, term_s | trunc_s)
+    with pytest.raises(ValueError, match="parallel"):
+        gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point", parallel="yes", **kwargs)

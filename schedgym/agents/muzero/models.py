@@ -126,9 +126,11 @@ class SimulatorModel:
         for b in range(batch):
             self.states[b][0] = self.root_states[b]
         logits, value = self._predict(self.obs)
-        if self.leaf_value == "rollout":
-            for b in range(batch):
-                self.envs[b].set_state(self.root_states[b])
+        for b in range(batch):
+            # Checked once per move: the root snapshot must be of this scratch env's class, version and
+            # kwargs. The search's own snapshots below are restored unchecked into the env that took them.
+            self.envs[b].set_state(self.root_states[b])
+            if self.leaf_value == "rollout":
                 value[b] = self.envs[b].rollout_return()
         return ModelOutput(
             prior_logits=logits,
@@ -148,9 +150,9 @@ class SimulatorModel:
         rollout = np.zeros(batch, np.float32)
         for b in np.flatnonzero(active):
             env = self.envs[b]
-            env.set_state(self.states[b][parent[b]])
+            env.restore_unchecked(self.states[b][parent[b]])
             o, r, term, trunc, info = env.step(int(action[b]))
-            self.states[b][node[b]] = env.get_state()
+            self.states[b][node[b]] = env.snapshot_unchecked()
             if self.leaf_value == "rollout" and not (term or trunc):
                 rollout[b] = env.rollout_return()
             obs[b] = o

@@ -68,6 +68,8 @@ from schedgym.envs.agent_scheduling.types import (
     GF_REWARD,
     GF_SWAP_S,
     GI_CORE,
+    GI_FIRST_READY,
+    GI_FIRST_WAITING,
     GI_KIND,
     GI_N_AGENTS_ARRIVED,
     GI_N_AGENTS_DONE,
@@ -151,13 +153,14 @@ def budget_left(c, p, qi, ci, running):
 
 
 @numba.njit(cache=True)
-def fill_visible(visible, qi, qf, wq, n_ten, n_wait):
+def fill_visible(visible, qi, qf, wq, n_ten, n_wait, gi):
     """The waiting requests offered to the scheduler: the oldest waiting request of every backlogged tenant
     (in queue order), then the oldest remaining ones, up to K. Queue order: (time entered the queue, id).
 
-    One pass over the requests up to the last of the ``n_wait`` waiting ones, no sort of the queue: the
-    tenants' heads (``n_ten`` tenants) and the K + T first waiting requests in queue order (a bounded
-    insertion buffer) are all the offer can draw from."""
+    One pass over the requests from the first waiting one (``gi[GI_FIRST_WAITING]``, moved past the
+    finished and running requests below it) up to the last of the ``n_wait`` waiting ones, no sort of the
+    queue: the tenants' heads (``n_ten`` tenants) and the K + T first waiting requests in queue order (a
+    bounded insertion buffer) are all the offer can draw from."""
     visible[:] = -1
     if n_wait <= 0:
         return
@@ -169,7 +172,11 @@ def fill_visible(visible, qi, qf, wq, n_ten, n_wait):
     buf_key = np.empty(size)
     m = 0  # entries in buf, sorted by (key, id)
     seen = 0
-    for q in range(qi.shape[0]):  # ids increase, so "key strictly smaller" is the (key, id) order
+    first = gi[GI_FIRST_WAITING]
+    while first < qi.shape[0] and qi[first, QI_STATE] != WAITING:
+        first += 1
+    gi[GI_FIRST_WAITING] = first
+    for q in range(first, qi.shape[0]):  # ids increase, so "key strictly smaller" is the (key, id) order
         if qi[q, QI_STATE] != WAITING:
             continue
         key = qf[q, QF_ENQ]
@@ -264,7 +271,7 @@ def _compose(c, t, p, pf, wq, qi, qf, ci, running, visible, victims, mask, gi, n
                 if best == -1 or qf[q, QF_SLICE_START] < qf[best, QF_SLICE_START]:
                     best = q
         if best >= 0:
-            fill_visible(visible, qi, qf, wq, n_ten, n_wait)
+            fill_visible(visible, qi, qf, wq, n_ten, n_wait, gi)
             victims[:] = -1
             victims[0] = best
             mask[:] = False
@@ -281,7 +288,7 @@ def _compose(c, t, p, pf, wq, qi, qf, ci, running, visible, victims, mask, gi, n
             return SLICE_END
     # 3. admission
     if ci[c, CI_NO_ADMIT] == 0 and ci[c, CI_KV_PREEMPTED] == 0 and n_wait > 0 and nrun < p[P_MAX_SEQS]:
-        fill_visible(visible, qi, qf, wq, n_ten, n_wait)
+        fill_visible(visible, qi, qf, wq, n_ten, n_wait, gi)
         budget = budget_left(c, p, qi, ci, running)
         mask[:] = False
         any_legal = False
@@ -406,6 +413,7 @@ def _finalize(c, p, pf, wq, tool_s, qi, qf, ci, cf, running, sched, gi, gf, agen
             else:
                 ready = t_end + tool_s[q]
                 qf[q + 1, QF_READY] = ready
+                gi[GI_FIRST_READY] = min(gi[GI_FIRST_READY], q + 1)
                 if ready < gf[GF_NEXT_SUBMIT]:
                     gf[GF_NEXT_SUBMIT] = ready
         else:
@@ -420,16 +428,21 @@ def _finalize(c, p, pf, wq, tool_s, qi, qf, ci, cf, running, sched, gi, gf, agen
 
 @numba.njit(cache=True)
 def _submit(t, wq, qi, qf, gi, gf, tenant_waiting):
-    """Requests whose submission time has come join the queue; returns how many."""
+    """Requests whose submission time has come join the queue; returns how many. Scans from the first
+    request pending with a known submission time (``gi[GI_FIRST_READY]``) and moves that mark on."""
     n = qi.shape[0]
     nxt = np.inf
     m = 0
-    for q in range(n):
+    first = n
+    for q in range(gi[GI_FIRST_READY], n):
         if qi[q, QI_STATE] != PENDING:
             continue
         r = qf[q, QF_READY]
+        if r != np.inf and r > t and first == n:
+            first = q
         if r <= t:
             qi[q, QI_STATE] = WAITING
+            gi[GI_FIRST_WAITING] = min(gi[GI_FIRST_WAITING], q)
             qf[q, QF_ENQ] = r
             gi[GI_N_WAITING] += 1
             tenant_waiting[wq[q, W_TENANT]] += 1
@@ -439,6 +452,7 @@ def _submit(t, wq, qi, qf, gi, gf, tenant_waiting):
         elif r < nxt:
             nxt = r
     gf[GF_NEXT_SUBMIT] = nxt
+    gi[GI_FIRST_READY] = first
     return m
 
 
@@ -573,6 +587,7 @@ def _preempt(c, q, swap, t, pf, wq, qi, qf, ci, running, gi, gf, tenant_waiting)
         qi[q, QI_RECOMPUTES] += 1
         gi[GI_N_RECOMPUTES] += 1
     qi[q, QI_STATE] = WAITING
+    gi[GI_FIRST_WAITING] = min(gi[GI_FIRST_WAITING], q)
     qf[q, QF_ENQ] = t
     gi[GI_N_WAITING] += 1
     tenant_waiting[wq[q, W_TENANT]] += 1

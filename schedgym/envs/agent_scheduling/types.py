@@ -80,8 +80,10 @@ N_CF = 4
     GI_N_SWAPS,
     GI_N_RECOMPUTES,
     GI_RECOMPUTE_TOKENS,  # prefilled tokens thrown away by recomputes
-) = range(14)
-N_GI = 14
+    GI_FIRST_WAITING,  # no request with a smaller id is waiting (where fill_visible starts its scan)
+    GI_FIRST_READY,  # no request with a smaller id is pending with a known submission time (_submit's scan)
+) = range(16)
+N_GI = 16
 # ---- global float columns
 GF_CLOCK, GF_REWARD, GF_NEXT_SUBMIT, GF_SWAP_S, GF_AGENT_S = range(5)
 N_GF = 5

@@ -9,7 +9,8 @@ reset's info).
 
 How: the state of the N episodes lives in padded arrays with a leading env axis (requests, agents and
 tenants padded to the largest episode so far; ``n_req``/``n_agents``/``n_tenants`` say how much of each row
-is real). One numba kernel, :func:`step_batch`, runs for every sub-env the contract of
+is real). One numba kernel, :func:`step_batch` (:func:`step_batch_parallel`, the default, spreads the
+sub-envs over numba's threads: each writes its own rows only), runs for every sub-env the contract of
 :class:`~schedgym.envs.core.base.SchedEnv` (invalid action -> default action + penalty) and the very
 functions of ``dynamics.py`` the single env calls (``apply_action``, ``advance``, ``observe``) on views of
 its rows. Resets (workload generation, once per episode) and metrics (once per finished episode) run in
@@ -48,6 +49,7 @@ from schedgym.envs.agent_scheduling.types import (
     AgentSchedState,
 )
 from schedgym.envs.agent_scheduling.workload import TYPE_NAMES
+from schedgym.envs.core.validation import check_bool
 from schedgym.envs.core.vector import AutoresetSeeds, add_step_info, integral_actions, vector_args
 from schedgym.sim.borrow import borrow
 
@@ -62,12 +64,12 @@ _FIXED_FIELDS = ("ci", "cf", "running", "sched", "visible", "victims", "mask", "
 
 
 @numba.njit(cache=True)
-def step_batch(actions, valid, skip, penalty, p, pf, prof, n_types, obs_clip, n_req, n_agents, n_ten, wq, tool_s,
-               qi, qf, ci, cf, running, sched, visible, victims, mask, gi, gf, agent_finish, tenant_waiting,
-               tenant_service, win_service, win_backlog, obs, rewards, terminated, truncated, invalid, executed):  # fmt: skip
-    """One step of every sub-env ``e`` with ``skip[e] == False``: SchedEnv.step's contract (an action that
-    is not integral, out of range or illegal is replaced by the default action and costs ``penalty``) over
-    ``dynamics.apply_action`` / ``advance`` / ``observe`` on the sub-env's rows."""
+def _step_env(e, actions, valid, penalty, p, pf, prof, n_types, obs_clip, n_req, n_agents, n_ten, wq, tool_s, qi, qf,
+              ci, cf, running, sched, visible, victims, mask, gi, gf, agent_finish, tenant_waiting, tenant_service,
+              win_service, win_backlog, obs, rewards, terminated, truncated, invalid, executed):  # fmt: skip
+    """One step of sub-env ``e``: SchedEnv.step's contract (an action that is not integral, out of range or
+    illegal is replaced by the default action and costs ``penalty``) over ``dynamics.apply_action`` /
+    ``advance`` / ``observe`` on the sub-env's rows. Writes row ``e`` only (sub-envs may step in parallel)."""
     # Borrowed views (schedgym.sim.borrow): the per-env slices below and the dozens of arrays handed to
     # the dynamics would otherwise each cost atomic reference-count updates.
     p, pf, wq, tool_s, qi, qf = borrow(p), borrow(pf), borrow(wq), borrow(tool_s), borrow(qi), borrow(qf)
@@ -77,43 +79,69 @@ def step_batch(actions, valid, skip, penalty, p, pf, prof, n_types, obs_clip, n_
     obs, prof = borrow(obs), (borrow(prof[0]), borrow(prof[1]), borrow(prof[2]), borrow(prof[3]))
     k = p[dyn.P_K]
     n_act = mask.shape[1]
+    n, na, nt = n_req[e], n_agents[e], n_ten[e]
+    qe = qi[e, :, :n].T
+    m = mask[e]
+    kind = gi[e, GI_KIND]
+    a = actions[e]
+    ok = valid[e] and a >= 0 and a < n_act and m[a]
+    if not ok:
+        if kind == ADMIT:
+            a = 0
+            while not m[a]:
+                a += 1
+        elif kind == PREEMPT:
+            a = k
+        else:
+            a = 2 * k
+    if kind != NO_DECISION:
+        dyn.apply_action(a, p, pf, wq[e, :n], qe, qf[e, :n], ci[e], running[e], visible[e], victims[e],
+                         gi[e], gf[e], tenant_waiting[e, :nt])  # fmt: skip
+    gf[e, GF_REWARD] = 0.0
+    dyn.advance(p, pf, prof, wq[e, :n], tool_s[e, :n], qe, qf[e, :n], ci[e], cf[e], running[e], sched[e],
+                visible[e], victims[e], m, gi[e], gf[e], agent_finish[e, :na], tenant_waiting[e, :nt],
+                tenant_service[e, :nt], win_service[e, :, :nt], win_backlog[e, :, :nt])  # fmt: skip
+    r = gf[e, GF_REWARD]
+    if not ok:
+        r -= penalty
+    rewards[e] = r
+    invalid[e] = not ok
+    executed[e] = a
+    done = gi[e, GI_KIND] == NO_DECISION
+    terminated[e] = done and gi[e, GI_N_DONE] == n
+    truncated[e] = done and gi[e, GI_N_DONE] != n
+    n_active = gi[e, GI_N_AGENTS_ARRIVED] - gi[e, GI_N_AGENTS_DONE]
+    dyn.observe(obs[e], p, pf, prof, wq[e, :n], qe, qf[e, :n], ci[e], cf[e], visible[e], victims[e], gi[e],
+                gf[e], tenant_waiting[e, :nt], tenant_service[e, :nt], n_types, n_active, obs_clip)  # fmt: skip
+
+
+@numba.njit(cache=True)
+def step_batch(actions, valid, skip, penalty, p, pf, prof, n_types, obs_clip, n_req, n_agents, n_ten, wq, tool_s,
+               qi, qf, ci, cf, running, sched, visible, victims, mask, gi, gf, agent_finish, tenant_waiting,
+               tenant_service, win_service, win_backlog, obs, rewards, terminated, truncated, invalid, executed):  # fmt: skip
+    """One step of every sub-env ``e`` with ``skip[e] == False`` (:func:`_step_env`), one after another."""
     for e in range(actions.shape[0]):
-        if skip[e]:
-            continue
-        n, na, nt = n_req[e], n_agents[e], n_ten[e]
-        qe = qi[e, :, :n].T
-        m = mask[e]
-        kind = gi[e, GI_KIND]
-        a = actions[e]
-        ok = valid[e] and a >= 0 and a < n_act and m[a]
-        if not ok:
-            if kind == ADMIT:
-                a = 0
-                while not m[a]:
-                    a += 1
-            elif kind == PREEMPT:
-                a = k
-            else:
-                a = 2 * k
-        if kind != NO_DECISION:
-            dyn.apply_action(a, p, pf, wq[e, :n], qe, qf[e, :n], ci[e], running[e], visible[e], victims[e],
-                             gi[e], gf[e], tenant_waiting[e, :nt])  # fmt: skip
-        gf[e, GF_REWARD] = 0.0
-        dyn.advance(p, pf, prof, wq[e, :n], tool_s[e, :n], qe, qf[e, :n], ci[e], cf[e], running[e], sched[e],
-                    visible[e], victims[e], m, gi[e], gf[e], agent_finish[e, :na], tenant_waiting[e, :nt],
-                    tenant_service[e, :nt], win_service[e, :, :nt], win_backlog[e, :, :nt])  # fmt: skip
-        r = gf[e, GF_REWARD]
-        if not ok:
-            r -= penalty
-        rewards[e] = r
-        invalid[e] = not ok
-        executed[e] = a
-        done = gi[e, GI_KIND] == NO_DECISION
-        terminated[e] = done and gi[e, GI_N_DONE] == n
-        truncated[e] = done and gi[e, GI_N_DONE] != n
-        n_active = gi[e, GI_N_AGENTS_ARRIVED] - gi[e, GI_N_AGENTS_DONE]
-        dyn.observe(obs[e], p, pf, prof, wq[e, :n], qe, qf[e, :n], ci[e], cf[e], visible[e], victims[e], gi[e],
-                    gf[e], tenant_waiting[e, :nt], tenant_service[e, :nt], n_types, n_active, obs_clip)  # fmt: skip
+        if not skip[e]:
+            _step_env(e, actions, valid, penalty, p, pf, prof, n_types, obs_clip, n_req, n_agents, n_ten, wq, tool_s,
+                      qi, qf, ci, cf, running, sched, visible, victims, mask, gi, gf, agent_finish, tenant_waiting,
+                      tenant_service, win_service, win_backlog, obs, rewards, terminated, truncated, invalid,
+                      executed)  # fmt: skip
+
+
+@numba.njit(cache=True, parallel=True)
+def step_batch_parallel(actions, valid, skip, penalty, p, pf, prof, n_types, obs_clip, n_req, n_agents, n_ten, wq,
+                        tool_s, qi, qf, ci, cf, running, scheduled, visible, victims, mask, gi, gf, agent_finish,
+                        tenant_waiting, tenant_service, win_service, win_backlog, obs, rewards, terminated, truncated,
+                        invalid, executed):  # fmt: skip
+    """:func:`step_batch` with the sub-envs spread over numba's threads (``scheduled``: numba's parfor
+    lowering names an argument of its own ``sched``). Each sub-env writes its own rows only, so the result
+    is the same bit for bit."""
+    for e in numba.prange(actions.shape[0]):
+        if not skip[e]:
+            _step_env(e, actions, valid, penalty, p, pf, prof, n_types, obs_clip, n_req, n_agents, n_ten, wq, tool_s,
+                      qi, qf, ci, cf, running, scheduled, visible, victims, mask, gi, gf, agent_finish, tenant_waiting,
+                      tenant_service, win_service, win_backlog, obs, rewards, terminated, truncated, invalid,
+                      executed)  # fmt: skip
 
 
 class AgentSchedulingVectorEnv(AutoresetSeeds, VectorEnv):
@@ -121,13 +149,17 @@ class AgentSchedulingVectorEnv(AutoresetSeeds, VectorEnv):
 
     ``kwargs`` are those of :class:`AgentSchedulingEnv` (every sub-env gets the same); ``max_episode_steps``
     (optional) truncates a sub-env after that many steps, with its metrics, as ``gym.make``'s ``TimeLimit``
-    would. Rendering is not supported: render a single env.
+    would; ``parallel`` (default) steps the sub-envs on numba's threads (``NUMBA_NUM_THREADS``), with the
+    same results. Rendering is not supported: render a single env.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
-    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, parallel: bool = True,
+                 **kwargs: Any) -> None:  # fmt: skip
         self.num_envs, self.max_episode_steps = vector_args(type(self).__name__, num_envs, max_episode_steps, kwargs)
+        #: Step the sub-envs on numba's threads (``NUMBA_NUM_THREADS``); the results are the same either way.
+        self.parallel = check_bool("parallel", parallel) and self.num_envs > 1
         self.render_mode = None
         #: Builds episodes (reset) and computes metrics for the sub-envs; never stepped.
         self.template = AgentSchedulingEnv(**kwargs)
@@ -268,7 +300,7 @@ class AgentSchedulingVectorEnv(AutoresetSeeds, VectorEnv):
                 self._reset_one(int(e), None)
         t = self.template
         b = self._buf
-        step_batch(acts, valid, resets, self.penalty, t._p, t._pf, t._prof, len(TYPE_NAMES), OBS_CLIP, self.n_req,
+        (step_batch_parallel if self.parallel else step_batch)(acts, valid, resets, self.penalty, t._p, t._pf, t._prof, len(TYPE_NAMES), OBS_CLIP, self.n_req,
                    self.n_agents, self.n_ten, b["wq"], b["tool_s"], b["qi"], b["qf"], b["ci"], b["cf"], b["running"],
                    b["sched"], b["visible"], b["victims"], b["mask"], b["gi"], b["gf"], b["agent_finish_s"],
                    b["tenant_waiting"], b["tenant_service"], b["win_service"], b["win_backlog_s"], self._obs,

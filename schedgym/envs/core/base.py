@@ -170,7 +170,7 @@ class SchedEnv(gym.Env[np.ndarray, np.int64]):
             raise RuntimeError("call reset() before rollout_return()")
         if self._episode_over:
             return 0.0
-        snapshot = self.get_state()
+        snapshot = self.snapshot_unchecked()
         total = 0.0
         try:
             for _ in range(int(max_steps)):
@@ -179,7 +179,7 @@ class SchedEnv(gym.Env[np.ndarray, np.int64]):
                 if terminated or truncated:
                     break
         finally:
-            self.set_state(snapshot)
+            self.restore_unchecked(snapshot)
         return total
 
     def action_masks(self) -> np.ndarray:
@@ -217,7 +217,7 @@ class SchedEnv(gym.Env[np.ndarray, np.int64]):
         Besides ``sim``/``rng``/``episode_over`` the snapshot records what it belongs to (``env``,
         ``env_id``, ``kwargs``, ``fingerprint``) and the shape/dtype of every top-level state array.
         """
-        sim = state_copy(self.state)
+        sim = copy.deepcopy(self.state)
         return {
             "sim": sim,
             "rng": self.np_random.bit_generator.state,  # a new dict on every read
@@ -228,6 +228,25 @@ class SchedEnv(gym.Env[np.ndarray, np.int64]):
             "fingerprint": self._fingerprint(),
             "arrays": _array_signature(sim),
         }
+
+    def snapshot_unchecked(self) -> EnvState:
+        """A snapshot for a search that restores it into this same env object only (MuZero's simulator
+        model): the simulator state, RNG and episode flag of :meth:`get_state`, without the provenance
+        and array signature that make a snapshot safe to hand around. Half the cost of a checked
+        ``get_state``/``set_state`` pair, which was most of a simulator-search move."""
+        return {"sim": copy.deepcopy(self.state), "rng": self.np_random.bit_generator.state,
+                "episode_over": self._episode_over}  # fmt: skip
+
+    def restore_unchecked(self, state: EnvState) -> None:
+        """Restore :meth:`snapshot_unchecked`'s (or :meth:`get_state`'s) snapshot without :meth:`set_state`'s
+        checks: only for snapshots taken from this env object or an exact copy of it."""
+        self.np_random.bit_generator.state = state["rng"]
+        self.state = copy.deepcopy(state["sim"])
+        self._episode_over = bool(state["episode_over"])
+        self._after_restore()
+
+    def _after_restore(self) -> None:
+        """Hook: rebuild what the env derives from ``self.state`` after a restore (default: nothing)."""
 
     def set_state(self, state: EnvState) -> None:
         """Restore a snapshot taken by :meth:`get_state` on an env of the same class, version and kwargs.
@@ -275,63 +294,12 @@ class SchedEnv(gym.Env[np.ndarray, np.int64]):
         except (TypeError, ValueError, KeyError) as exc:
             self.np_random.bit_generator.state = saved_rng
             raise ValueError(f"set_state: the snapshot's 'rng' is not a valid generator state ({exc})") from None
-        self.state = state_copy(sim)
+        self.state = copy.deepcopy(sim)
         self._episode_over = bool(state["episode_over"])
+        self._after_restore()
 
 
 _SNAPSHOT_KEYS = ("sim", "rng", "episode_over", "env", "env_id", "kwargs", "fingerprint", "arrays")
-
-
-_IMMUTABLE = (int, float, complex, bool, str, bytes, type(None), np.generic)
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def state_copy(obj: Any, memo: dict[int, Any] | None = None) -> Any:
-    """A deep copy of a simulator state, ~5x faster than ``copy.deepcopy`` on the envs' states.
-
-    Numpy arrays are copied with ``ndarray.copy``; mutable dataclasses, lists, dicts and tuples are
-    rebuilt around copies of their items; immutable scalars are shared; anything else (frozen dataclasses
-    and objects with their own ``__deepcopy__``, such as the immutable workloads) goes through
-    ``copy.deepcopy``. Shared references stay shared in the copy, as with ``deepcopy``. The search's
-    simulator model snapshots the env at every expansion, where ``deepcopy``'s generic dispatch was most
-    of a move's time.
-    """
-    if isinstance(obj, _IMMUTABLE):
-        return obj
-    if memo is None:
-        memo = {}
-    key = id(obj)
-    if key in memo:
-        return memo[key]
-    if isinstance(obj, np.ndarray):
-        out: Any = obj.copy()
-    elif isinstance(obj, list):
-        out = []
-        memo[key] = out
-        out.extend(state_copy(v, memo) for v in obj)
-        return out
-    elif isinstance(obj, dict) and type(obj) is dict:
-        out = {}
-        memo[key] = out
-        for k, v in obj.items():
-            out[k] = state_copy(v, memo)
-        return out
-    elif type(obj) is tuple:
-        out = tuple(state_copy(v, memo) for v in obj)
-    elif (dataclasses.is_dataclass(obj) and not isinstance(obj, type) and "__deepcopy__" not in type(obj).__dict__
-          and not type(obj).__dataclass_params__.frozen and not hasattr(type(obj), "__slots__")):  # fmt: skip
-        out = copy.copy(obj)
-        memo[key] = out
-        names = _FIELD_NAMES.get(type(obj))
-        if names is None:
-            names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in dataclasses.fields(obj))
-        for name in names:
-            setattr(out, name, state_copy(getattr(obj, name), memo))
-        return out
-    else:
-        out = copy.deepcopy(obj, memo)
-    memo[key] = out
-    return out
 
 
 def integral_action(action: Any) -> int | None:

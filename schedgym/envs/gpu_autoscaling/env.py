@@ -14,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from schedgym.envs.core.base import EnvState, SchedEnv
+from schedgym.envs.core.base import SchedEnv
 from schedgym.envs.core.horizon import HorizonSpec
 from schedgym.envs.core.traces import (
     AZURE_TRACES,
@@ -413,8 +413,7 @@ class GPUAutoscalingEnv(HorizonSpec, SchedEnv):
         self._billed_s = 0.0
         self._busy_s = 0.0
 
-    def set_state(self, state: EnvState) -> None:
-        super().set_state(state)
+    def _after_restore(self) -> None:
         if self._fleet is not None:
             self._fleet.state = self.state.fleet
             wl = self.state.workload

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from schedgym.envs.core.sub_env_vector import SubEnvVectorEnv
+from schedgym.envs.core.validation import check_bool
 from schedgym.envs.gpu_autoscaling.env import GPUAutoscalingEnv
 from schedgym.sim.serving import kernels
 from schedgym.sim.serving.state import EF_NOW, QI_NEXT, QI_REPLICA, QI_TARGET, FleetState
@@ -48,13 +49,17 @@ class GPUAutoscalingVectorEnv(SubEnvVectorEnv):
     """``num_envs`` GPUAutoscaling-v1 episodes whose fleets advance in one serving-core call (module docstring).
 
     ``kwargs`` are those of :class:`GPUAutoscalingEnv` (every sub-env gets the same); ``max_episode_steps``
-    (optional) truncates a sub-env after that many steps, with its metrics.
+    (optional) truncates a sub-env after that many steps, with its metrics; ``parallel`` (default) advances
+    the fleets on numba's threads.
     """
 
     env_class = GPUAutoscalingEnv
 
-    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, parallel: bool = True,
+                 **kwargs: Any) -> None:  # fmt: skip
         super().__init__(num_envs, max_episode_steps, **kwargs)
+        #: Advance the fleets on numba's threads (``NUMBA_NUM_THREADS``); the results are the same either way.
+        self.parallel = check_bool("parallel", parallel) and self.num_envs > 1
         self._batch: FleetState | None = None
 
     # ------------------------------------------------------------------ the batch's arrays
@@ -117,5 +122,5 @@ class GPUAutoscalingVectorEnv(SubEnvVectorEnv):
         for e, a in zip(stepped, actions):
             until[e] = self.envs[e]._start_interval(a)
         fleet = self.envs[0].fleet  # every sub-env has the same serving params and profile
-        kernels.advance(self._batch, until, fleet.pi, fleet.pf, fleet.prof, parallel=self.num_envs > 1)
+        kernels.advance(self._batch, until, fleet.pi, fleet.pf, fleet.prof, parallel=self.parallel)
         return [self.envs[e]._finish_interval() for e in stepped]
