@@ -50,3 +50,28 @@ def test_power_reactive_probe_rows(capsys) -> None:
     assert names[:5] == [f"constant LP {lp} / HP {hp}" for lp, hp in
                          ((1410, 1410), (1275, 1410), (1410, 1305), (1275, 1305), (1110, 1410))]  # fmt: skip
     assert names[5] == "relax to LP 1410 / HP 1410 below 0.80" and names[6] == "clairvoyant"
+
+
+def test_env_throughput_json_rows(capsys, monkeypatch) -> None:
+    import json
+
+    monkeypatch.setattr("sys.argv", ["env_throughput.py", "--seconds", "0.05", "--num-envs", "4", "--json",
+                                     "--only", "GPUAutoscaling azure-conv", "--serial", "--sync"])  # fmt: skip
+    _script("env_throughput").main()
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["case"], r["vectorized"], r["num_envs"]) for r in rows] == [
+        ("GPUAutoscaling azure-conv", False, 1),
+        ("GPUAutoscaling azure-conv vector N=4", True, 4),
+        ("GPUAutoscaling azure-conv vector N=4 serial", True, 4),
+        ("GPUAutoscaling azure-conv SyncVectorEnv N=4", True, 4),
+    ]
+    for r in rows:
+        assert set(r) == {"case", "env_id", "num_envs", "vectorized", "steps_per_s", "ratio_to_cartpole"}
+        assert r["env_id"] == "schedgym/GPUAutoscaling-v1" and r["steps_per_s"] > 0 and r["ratio_to_cartpole"] > 0
+
+
+def test_simulator_search_prints_both_rates(capsys, monkeypatch) -> None:
+    monkeypatch.setattr("sys.argv", ["simulator_search.py", "--moves", "1", "--rounds", "1"])
+    _script("simulator_search").main()
+    out = capsys.readouterr().out
+    assert "unchecked" in out and "checked" in out and "unchecked / checked = " in out

@@ -90,7 +90,8 @@ def register_envs() -> None:
         # without ``info["metrics"]`` (read ``env.unwrapped.metrics()``); the vector env's own
         # ``max_episode_steps`` does add them.
         # EnvHorizonLimit (a TimeLimit at the kwargs' own horizon) goes inside EpisodeMetricsOnTruncation; an id
-        # with a native vector env reports its horizon in ``spec.max_episode_steps`` itself (MemoryMappingEnv.spec).
+        # with a native vector env reports its horizon in ``spec.max_episode_steps`` itself (core.horizon.HorizonSpec).
+        # Every shipped id has one now; the wrappers remain for an id without.
         wrappers = () if entry.vector_entry_point else (
             (ENV_HORIZON_WRAPPER_SPEC,) if entry.horizon_from_kwargs else ()) + (EPISODE_METRICS_WRAPPER_SPEC,)
         gym.register(id=entry.id, entry_point=entry.entry_point, max_episode_steps=entry.max_episode_steps,
