@@ -3,7 +3,9 @@
 Motivation: HARMONY (hierarchical multi-indicator forecasting + Bayesian scaling decisions, SJTU + Ant
 Group, 2024) and the Kubernetes Horizontal Pod Autoscaler. Workloads: the Azure LLM Inference Trace 2023
 (CC-BY 4.0; Patel et al., "Splitwise", ISCA'24), a calibrated synthetic generator, or any request trace.
-The replicas are simulated by the shared LLM-serving core (``schedgym.sim.serving``).
+The replicas are simulated by the shared LLM-serving core (``schedgym.sim.serving``); scaling, scoring and
+the observation are the pure functions of ``dynamics.py``, which this Gymnasium wrapper and the native
+vector env (``vector.py``) both call.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from schedgym.envs.core.traces import (
     load_workload_trace,
 )
 from schedgym.envs.core.validation import check_choice, check_float, check_int
+from schedgym.envs.gpu_autoscaling import dynamics as dyn
+from schedgym.envs.gpu_autoscaling.dynamics import OBS_SQUASH, ScalingParams
 from schedgym.envs.gpu_autoscaling.types import INDICATORS, AutoscalingState, ObsLayout, Workload
 from schedgym.envs.gpu_autoscaling.workload import (
     AZURE_START,
@@ -37,12 +41,8 @@ from schedgym.sim.serving.params import PREEMPTION, ROUTING
 from schedgym.sim.serving.state import (
     EI_N_DONE,
     EI_PREEMPTIONS,
-    EI_REJECTED,
     R_PROVISIONING,
     R_READY,
-    RF_LAUNCH_T,
-    RI_OUTSTANDING,
-    RI_STATE,
 )
 
 __all__ = ["GPUAutoscalingEnv", "DEFAULT_DELTAS"]
@@ -50,21 +50,7 @@ __all__ = ["GPUAutoscalingEnv", "DEFAULT_DELTAS"]
 DEFAULT_DELTAS: tuple[int, ...] = (-4, -2, -1, 0, 1, 2, 4)
 #: Warm start: the initial fleet serves the busiest window of this length at this utilisation.
 _WARM_WINDOW_S, _WARM_UTILISATION = 10.0, 0.5
-#: Indicators are divided by their scale, then squashed by OBS_SQUASH x tanh(x / OBS_SQUASH): about the
-#: identity below 5 (the shipped workloads' usual range), and bursts (azure-code reaches 67 x the prompt
-#: token scale) stay below 10 instead of saturating a clip, so MLPs need no extra normalisation.
-OBS_SQUASH = 10.0
 _OBS_HIGH = OBS_SQUASH
-_SCALES = np.array([s for _, s, _ in INDICATORS])
-
-
-def _quantiles(values: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
-    """Linear-interpolation quantiles (numpy's default) without np.percentile's per-call overhead."""
-    v = np.sort(values)
-    pos = np.asarray(qs) * (v.size - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, v.size - 1)
-    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
 
 
 class GPUAutoscalingEnv(HorizonSpec, SchedEnv):
@@ -349,6 +335,21 @@ class GPUAutoscalingEnv(HorizonSpec, SchedEnv):
         self.n_slots = 2 * self.max_replicas + 8  # draining replicas keep their slot until released
         self.replica_cost_per_s_usd = self.gpu_hour_usd * self.gpus_per_replica / 3600.0
         self.layout = ObsLayout(self.history)
+        #: What the dynamics (``dynamics.py``) read of the kwargs.
+        self.params = ScalingParams(
+            interval_s=self.interval_s,
+            n_steps=self.n_steps,
+            deltas=self.deltas,
+            min_replicas=self.min_replicas,
+            max_replicas=self.max_replicas,
+            cold_start_s=self.cold_start_s,
+            cold_start_sigma=self.cold_start_sigma,
+            tpot_slo_s=self.tpot_slo_s,
+            sla_target=self.sla_target,
+            replica_cost_per_s_usd=self.replica_cost_per_s_usd,
+            reward_scale_usd=self.reward_scale_usd,
+            max_num_seqs=self.serving.max_num_seqs,
+        )
         low = np.zeros(self.layout.size, dtype=np.float32)
         low[-3:-1] = -1.0
         self.observation_space = gym.spaces.Box(low=low, high=np.float32(_OBS_HIGH), dtype=np.float32)
@@ -396,6 +397,7 @@ class GPUAutoscalingEnv(HorizonSpec, SchedEnv):
             fleet.launch(0, 0.0, 0.0)
         n = self.n_steps
         self._fleet = fleet
+        allowance, lambda_usd = dyn.episode_prices(self.params, wl)
         self.state = AutoscalingState(
             workload=wl,
             fleet=fleet.state,
@@ -405,22 +407,17 @@ class GPUAutoscalingEnv(HorizonSpec, SchedEnv):
             violations=0,
             rejected=0,
             scaling_actions=0,
+            allowance=allowance,
+            lambda_usd=lambda_usd,
+            billed_s=0.0,
+            busy_s=0.0,
             history=np.zeros((self.history, len(INDICATORS)), dtype=np.float32),
             **{name: np.zeros(n) for name in _LOGS},
         )
-        self._allowance = int(math.floor((1.0 - self.sla_target) * len(wl) + 1e-9))
-        self._lambda_usd = self.max_replicas * self.replica_cost_per_s_usd * wl.horizon_s / max(self._allowance, 1)
-        self._billed_s = 0.0
-        self._busy_s = 0.0
 
     def _after_restore(self) -> None:
-        if self._fleet is not None:
+        if self._fleet is not None:  # the fleet object wraps the restored arrays
             self._fleet.state = self.state.fleet
-            wl = self.state.workload
-            self._allowance = int(math.floor((1.0 - self.sla_target) * len(wl) + 1e-9))
-            self._lambda_usd = self.max_replicas * self.replica_cost_per_s_usd * wl.horizon_s / max(self._allowance, 1)
-            self._billed_s = self._fleet.billed_s(0)
-            self._busy_s = self._fleet.busy_s(0)
 
     # ------------------------------------------------------------------ capacity planning helpers
     def planning_rates(self) -> tuple[float, float]:
@@ -458,8 +455,7 @@ class GPUAutoscalingEnv(HorizonSpec, SchedEnv):
     @property
     def fleet_size(self) -> int:
         """Ready + provisioning replicas (what the actions change; draining ones are on their way out)."""
-        ri = self.state.fleet.ri[0, :, RI_STATE]
-        return int(np.count_nonzero((ri == R_READY) | (ri == R_PROVISIONING)))
+        return dyn.fleet_size(self.state)
 
     @property
     def ready(self) -> int:
@@ -470,33 +466,10 @@ class GPUAutoscalingEnv(HorizonSpec, SchedEnv):
         return self.fleet.count(0, R_PROVISIONING)
 
     def _action_mask(self) -> np.ndarray:
-        target = self.fleet_size + self.deltas
-        return (target >= self.min_replicas) & (target <= self.max_replicas)
+        return dyn.action_mask(self.params, self.state)
 
     def _default_action(self) -> int:
         return self._noop_action
-
-    def _scale_to(self, target: int, now: float) -> None:
-        fleet = self.fleet
-        ri, rf = self.state.fleet.ri[0], self.state.fleet.rf[0]
-        current = self.fleet_size
-        if target > current:
-            draws = self.np_random.lognormal(0.0, self.cold_start_sigma, size=target - current)
-            for d in draws:
-                if fleet.launch(0, now, now + self.cold_start_s * float(d)) < 0:
-                    break
-            return
-        remove = current - target
-        prov = np.flatnonzero(ri[:, RI_STATE] == R_PROVISIONING)
-        # newest launches first (ties: the higher slot)
-        for r in prov[np.lexsort((-prov, -rf[prov, RF_LAUNCH_T]))][:remove]:
-            fleet.cancel(0, int(r), now)
-            remove -= 1
-        if remove > 0:
-            ready = np.flatnonzero(ri[:, RI_STATE] == R_READY)
-            order = ready[np.lexsort((ready, ri[ready, RI_OUTSTANDING]))]
-            for r in order[:remove]:
-                fleet.drain(0, int(r), now)
 
     # ------------------------------------------------------------------ dynamics
     def _apply(self, action: int) -> tuple[float, bool, bool, dict[str, Any]]:
@@ -506,107 +479,14 @@ class GPUAutoscalingEnv(HorizonSpec, SchedEnv):
     # A step is split around the serving core's advance so that the native vector env
     # (:mod:`.vector`) can advance every sub-env's fleet in one kernel call between the two halves.
     def _start_interval(self, action: int) -> float:
-        """Scale the fleet at the interval's start; returns the time the fleet must be advanced to."""
-        s = self.state
-        t = s.step
-        delta = int(self.deltas[action])
-        target = self.fleet_size + delta
-        if delta:
-            self._scale_to(target, t * self.interval_s)
-            s.scaling_actions += 1
-        s.log_target[t] = target
-        return (t + 1) * self.interval_s
+        return dyn.start_interval(self.params, self.state, self.fleet, action, self.np_random)
 
     def _finish_interval(self) -> tuple[float, bool, bool, dict[str, Any]]:
-        """Score the interval the fleet was advanced over (the episode's last one also serves every
-        request to its end); ``_apply``'s return value."""
-        s = self.state
-        fleet = self.fleet
-        wl = s.workload
-        t = s.step
-        t1 = (t + 1) * self.interval_s
-        last = t + 1 >= self.n_steps
-        if last:  # cancel what is provisioning, drain the rest, and serve every request to its end
-            self._scale_to(0, t1)
-            fleet.advance(np.inf)
-        st = s.fleet
-        n_done = int(st.ei[0, EI_N_DONE])
-        ids = st.done_ids[0, s.n_resolved : n_done]
-        completed = ids.size
-        if completed:
-            ttft, tpot, _ = request_latencies(st, 0, ids, wl.output_tokens)
-            ttft_ratio = ttft / wl.ttft_slo_s[ids]
-            ok = (ttft_ratio <= 1.0) & (tpot <= self.tpot_slo_s)
-            met = int(np.count_nonzero(ok))
-            p50, p95 = _quantiles(ttft_ratio, (0.5, 0.95))
-            tpot95 = float(_quantiles(tpot, (0.95,))[0]) / self.tpot_slo_s
-        else:
-            met, p50, p95, tpot95 = 0, 0.0, 0.0, 0.0
-        rejected_new = int(st.ei[0, EI_REJECTED]) - s.rejected
-        s.rejected += rejected_new
-        violations = completed - met + rejected_new
-        excess_before = max(0, s.violations - self._allowance)
-        s.met += met
-        s.violations += violations
-        s.n_resolved = n_done
-        excess_after = max(0, s.violations - self._allowance)
-
-        billed = fleet.billed_s(0)
-        busy = fleet.busy_s(0)
-        billed_dt, busy_dt = billed - self._billed_s, busy - self._busy_s
-        self._billed_s, self._busy_s = billed, busy
-        cost = billed_dt * self.replica_cost_per_s_usd
-        prov, ready, draining = fleet.counts(0)
-        kv = fleet.kv_used_frac(0)
-        waiting, running = fleet.waiting(0), fleet.running(0)
-        s.log_kv[t], s.log_waiting[t], s.log_running[t] = kv, waiting, running
-        s.log_ready[t], s.log_provisioning[t], s.log_draining[t] = ready, prov, draining
-        s.log_completed[t], s.log_violations[t] = completed, violations
-        s.log_billed_s[t], s.log_busy_s[t] = billed_dt, busy_dt
-        s.log_ttft_p95[t] = p95
-        row = np.array(
-            [
-                wl.interval_requests[t] / self.interval_s,
-                wl.interval_prompt[t] / self.interval_s,
-                wl.interval_output[t] / self.interval_s,
-                kv,
-                waiting / max(ready, 1),
-                running / (max(ready, 1) * self.serving.max_num_seqs),
-                p50,
-                p95,
-                tpot95,
-                met / completed if completed else 1.0,
-            ]
-        )
-        s.history[:-1] = s.history[1:]
-        s.history[-1] = OBS_SQUASH * np.tanh(row / _SCALES / OBS_SQUASH)
-        s.step += 1
-
-        reward = -(cost + self._lambda_usd * (excess_after - excess_before)) / self.reward_scale_usd
-        info = {
-            "ready": ready,
-            "provisioning": prov,
-            "draining": draining,
-            "requests": int(wl.interval_requests[t]),
-            "completed": int(completed),
-            "violations": int(violations),
-            "kv_utilisation": kv,
-            "waiting": waiting,
-            "running": running,
-            "cost_usd": cost,
-        }
-        return float(reward), False, bool(last), info
+        reward, last, info = dyn.finish_interval(self.params, self.state, self.fleet, self.np_random)
+        return reward, False, last, info
 
     def _observe(self) -> np.ndarray:
-        s = self.state
-        wl = s.workload
-        hours = wl.start_hour + self.now_s / 3600.0
-        angle = 2.0 * np.pi * (hours % 24.0) / 24.0
-        weekday = (wl.start_weekday + int(hours // 24.0)) % 7
-        prov, ready, draining = self.fleet.counts(0)
-        k = 10.0 / self.max_replicas
-        extra = np.array([ready * k, prov * k, draining * k, np.sin(angle), np.cos(angle), weekday / 6.0])
-        return np.concatenate((s.history.reshape(-1), extra)).astype(np.float32)
+        return dyn.observe(self.params, self.state, self.fleet)
 
     # ------------------------------------------------------------------ metrics
     def cost_lower_bound_usd(self) -> float:

@@ -93,6 +93,10 @@ class AutoscalingState:
     violations: int  # completions outside them + rejected requests so far
     rejected: int  # requests rejected on arrival (larger than a replica's KV pool)
     scaling_actions: int
+    allowance: int  # violations the SLA allows over the episode (A of the reward)
+    lambda_usd: float  # the reward's price of each violation beyond them
+    billed_s: float  # replica-seconds billed up to the last interval's end
+    busy_s: float  # replica-seconds busy up to the last interval's end
     history: np.ndarray  # (history, n_indicators) float32 scaled indicators, oldest first
     # Per-interval logs (T,) for metrics, baselines' telemetry and render.
     log_kv: np.ndarray  # KV utilisation at the interval end

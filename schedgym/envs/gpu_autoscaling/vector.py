@@ -7,14 +7,15 @@ builds :class:`GPUAutoscalingVectorEnv`. Its results equal N single envs step fo
 How: the serving core keeps N fleets on the leading axis of one
 :class:`~schedgym.sim.serving.state.FleetState` (request axis padded to the longest episode so far, as
 ``allocate_state`` pads). Each sub-env is an unwrapped :class:`GPUAutoscalingEnv` whose fleet arrays are
-views of its row, so a step runs the env's own code in two halves around a single
-:func:`schedgym.sim.serving.kernels.advance` over all N rows: ``_start_interval`` (scaling at the interval
-start) for every sub-env, one kernel call to the interval's end, then ``_finish_interval`` (SLO scoring,
-indicators, reward). Episode construction (workload, SLOs, the warm fleet) stays per sub-env in ``reset``.
+views of its row, so a step runs the same dynamics (``dynamics.py``) in two halves around a single
+:func:`schedgym.sim.serving.kernels.advance` over all N rows: ``start_interval`` (scaling at the interval
+start) for every sub-env, one kernel call to the interval's end (the fleets spread over numba's threads
+unless ``parallel=False``), then ``finish_interval`` (SLO scoring, indicators, reward). Episode
+construction (workload, SLOs, the warm fleet) stays per sub-env in ``reset``.
 
 Speed: the kernel simulates every batching iteration of every replica, ~1.5 ms per step on azure-conv,
-so one call for N fleets saves the per-call and wrapper overhead only (~1.1-1.3x a ``SyncVectorEnv``;
-``python benchmarks/env_throughput.py --only GPUAutoscaling``).
+so the vector env gains over a ``SyncVectorEnv`` mostly from running the fleets on both cores (~1.5x
+here: ``python benchmarks/env_throughput.py --only "GPUAutoscaling azure-conv vector" --sync``).
 """
 
 from __future__ import annotations
