@@ -10,7 +10,11 @@ trees, ``num_simulations`` per move):
 - checked: every expansion goes through ``get_state``/``set_state`` with their provenance and
   array-signature checks (what the search did before).
 
-Usage: ``python benchmarks/simulator_search.py [--env schedgym/MemoryMapping-v0] [--moves 10] [--rounds 3]``
+It also prints, for the learned model (the fused search), the share of a self-play move spent stepping
+the B envs: what self-play on a native vector env could save (~15 % here, so self-play keeps B single
+envs, which the simulator model needs anyway for its per-tree snapshots).
+
+Usage: ``python benchmarks/simulator_search.py [--env schedgym/MemoryMapping-v0] [--moves 10] [--rounds 5]``
 """
 
 from __future__ import annotations
@@ -50,24 +54,46 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--env", default="schedgym/MemoryMapping-v0")
     ap.add_argument("--moves", type=int, default=10, help="batched moves per measurement")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each is kept")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the best of each is kept")
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = resolve_config("muzero", None, args.env)
     cfg.pop("timesteps", None)
     cfg["model"] = "simulator"
     mz = MuZeroConfig.from_dict(cfg)
-    core = SelfPlayCore(args.env, {}, mz, seed=0)
-    core.step()  # compile and warm up
+    SelfPlayCore(args.env, {}, mz, seed=0).step()  # compile and warm up
     best = {"unchecked": 0.0, "checked": 0.0}
     for _ in range(args.rounds):
         for name, variant in (("unchecked", UNCHECKED), ("checked", CHECKED)):
+            # the same episodes and moves every time (the two searches are equal, tests/test_muzero_search.py)
+            core = SelfPlayCore(args.env, {}, mz, seed=0)
             best[name] = max(best[name], moves_per_cpu_s(core, variant, args.moves))
     b, sims = mz.envs_per_worker, mz.num_simulations
     print(f"{args.env}: simulator-model self-play, B={b} trees, {sims} simulations per move")
     for name, rate in best.items():
         print(f"  {name:<10} {rate:6.2f} batched moves / CPU s  ({rate * b:7.1f} env steps / CPU s)")
     print(f"  unchecked / checked = {best['unchecked'] / best['checked']:.2f}")
+
+    cfg["model"] = "learned"
+    learned = SelfPlayCore(args.env, {}, MuZeroConfig.from_dict(cfg), seed=0)
+    in_env = [0.0]
+    for env in learned.envs:
+        def timed_step(action: int, step=env.step) -> tuple:
+            t = time.process_time()
+            out = step(action)
+            in_env[0] += time.process_time() - t
+            return out
+
+        env.step = timed_step
+    learned.step()
+    in_env[0] = 0.0
+    t = time.process_time()
+    for _ in range(args.moves * 10):
+        learned.step()
+    move_s = (time.process_time() - t) / (args.moves * 10)
+    env_s = in_env[0] / (args.moves * 10)
+    print(f"learned-model self-play: {move_s * 1e3:.2f} ms CPU per batched move, {env_s * 1e3:.2f} ms of it in the "
+          f"{b} env steps ({env_s / move_s:.0%})")
 
 
 if __name__ == "__main__":
