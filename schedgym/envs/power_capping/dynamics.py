@@ -126,7 +126,7 @@ def command_caps(s: PowerCappingState, p: RowParams, action: int) -> None:
     s.pending_a[slot] = action
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # nogil: the vector env runs rows on several Python threads at once
 def _run_seconds(
     t_end, n, nh, budget_w, brake_delay_s, brake_duration_s, lp_f, hp_f, f_brake,
     ctl, pending_t, pending_a, energy_prev, prefill_prev, server_w,
