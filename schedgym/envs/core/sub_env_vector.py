@@ -2,10 +2,12 @@
 
 For the serving-core families (GPUAutoscaling, PowerCapping) a step is dominated by the serving core's
 numba kernel simulating every batching iteration of every replica over the decision interval (~85 % of
-a step, ``python benchmarks/env_throughput.py``), so the Gymnasium wrapper stack and per-env Python that
-``SyncVectorEnv`` adds are what a vector env can save, plus, where the family's core steps several
-episodes in one call, the per-call overhead of the kernel. A family subclass sets :attr:`env_class` and
-may override :meth:`SubEnvVectorEnv._apply_stepped` to batch the dynamics of the stepped sub-envs.
+a step, ``python benchmarks/env_throughput.py``), so what a vector env can save is the Gymnasium wrapper
+stack and per-env Python that ``SyncVectorEnv`` adds, and what it can add is the other cores: the
+sub-envs' kernels run on several threads (GPUAutoscaling: one ``prange`` call over all fleets;
+PowerCapping: rows on a thread pool, the kernel releasing the GIL). A family subclass sets
+:attr:`env_class` and may override :meth:`SubEnvVectorEnv._apply_stepped` to batch the dynamics of the
+stepped sub-envs.
 
 Semantics are those of ``gymnasium.vector.SyncVectorEnv`` over N ``gym.make(id, **kwargs)`` envs (sub-env
 ``i`` reset with ``seed + i``), which ``tests/test_vector_envs.py`` checks step for step: next-step
