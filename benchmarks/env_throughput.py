@@ -4,9 +4,8 @@ The machine is shared and noisy, so each case runs in alternating slices with it
 is reported as a ratio: single-env cases against ``gym.make("CartPole-v1")`` (~58k steps/s on the
 reference 2-core machine), native vector cases (``gym.make_vec(id, num_envs=N,
 vectorization_mode="vector_entry_point")``, env steps/s = N x vector steps/s) against CartPole's native
-vector env at the same N. The AgentScheduling, GPUAutoscaling and PowerCapping vector envs spread their
-sub-envs over threads (``NUMBA_NUM_THREADS``, both cores here) while CartPole's runs on one: ``--serial``
-adds their one-thread rates.
+vector env at the same N. The vector envs spread their sub-envs over threads (``NUMBA_NUM_THREADS``, both
+cores here) while CartPole's runs on one: ``--serial`` adds their one-thread rates (``parallel=False``).
 
     python benchmarks/env_throughput.py [--seconds 3] [--only MemoryMapping] [--num-envs 64] [--json] [--serial] [--sync]
 
@@ -53,7 +52,8 @@ VECTOR_CASES: list[tuple[str, str, dict]] = [
 
 #: Vector envs that spread their sub-envs over threads by default (``parallel=True``; CartPole's vector env
 #: runs on one thread). ``--serial`` measures them on one thread too.
-PARALLEL_VECTOR_IDS = ("schedgym/AgentScheduling-v1", "schedgym/GPUAutoscaling-v1", "schedgym/PowerCapping-v2")
+PARALLEL_VECTOR_IDS = ("schedgym/MemoryMapping-v0", "schedgym/AgentScheduling-v1", "schedgym/GPUAutoscaling-v1",
+                       "schedgym/PowerCapping-v2")  # fmt: skip
 
 
 def _single_stepper(make: Callable[[], gym.Env], masked: bool = True) -> Iterator[tuple[int, float]]:
@@ -124,8 +124,7 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=64, help="N of the vector cases")
     parser.add_argument("--json", action="store_true", help="print a JSON list of rows instead of the table")
     parser.add_argument("--serial", action="store_true",
-                        help="also measure the vector envs that step their sub-envs on several threads "
-                             "(AgentScheduling, GPUAutoscaling, PowerCapping) with parallel=False")  # fmt: skip
+                        help="also measure every vector env with parallel=False (one thread)")  # fmt: skip
     parser.add_argument("--sync", action="store_true",
                         help="also measure Gymnasium's SyncVectorEnv over N gym.make envs for each vector case "
                              "(the native env's gain over it, against the same CartPole yardstick)")  # fmt: skip

@@ -338,3 +338,48 @@ def test_episodes_in_flight_at_the_budget_are_played_to_their_end() -> None:
         draining = [b for b in draining if core.traces[b]["actions"]]
     assert [len(ep.actions) for ep in finished] == [12, 12, 12]
     assert core.in_progress() == []  # the drained envs were reset and not played further
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs", "train_seeds"),
+    [
+        ("schedgym/AgentScheduling-v1", {"n_agents": 3, "n_cores": 1, "time_slice_s": 0.0}, None),
+        (ENV_ID, {"instance": "random", "n_buffers": 7}, "1000-"),
+        ("schedgym/GPUAutoscaling-v1", {"workload": "synthetic", "episode_days": 0.005, "max_replicas": 6,
+                                        "history": 2}, None),  # fmt: skip
+    ],
+)
+def test_selfplay_on_the_native_vector_env_plays_the_single_envs_episodes(env_id: str, kwargs: dict,
+                                                                          train_seeds: str | None) -> None:
+    """Learned-model self-play on one native vector env == on B single envs: the same episodes (obs,
+    actions, rewards, search values and targets) and stats, through resets and the final drain."""
+    import torch
+
+    from schedgym.agents.muzero.actors import SelfPlayCore
+
+    torch.set_num_threads(1)
+    runs = []
+    for native in (True, False):
+        cfg = MuZeroConfig.from_dict({**FAST, "model": "learned", "envs_per_worker": 3, "num_simulations": 4,
+                                      "native_vector_env": native})  # fmt: skip
+        torch.manual_seed(0)
+        core = SelfPlayCore(env_id, kwargs, cfg, seed=5, train_seeds=train_seeds)
+        assert (core.vec is not None) == native
+        episodes, stats = [], []
+        for _ in range(25):
+            e, s = core.step()
+            episodes += e
+            stats += s
+        draining = core.in_progress()
+        while draining:  # as SelfPlayWorker._finish_episodes drains at the budget
+            e, s = core.step(only=draining)
+            episodes += e
+            stats += s
+            draining = [b for b in draining if core.traces[b]["actions"]]
+        runs.append((episodes, stats))
+    (ep_v, st_v), (ep_s, st_s) = runs
+    assert len(ep_v) == len(ep_s) >= 3
+    for a, b in zip(ep_v, ep_s):
+        for field in ("obs", "actions", "rewards", "root_values", "policies"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+    np.testing.assert_equal(st_v, st_s)  # NaN metrics (no agent finished) compare equal

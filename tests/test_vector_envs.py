@@ -254,11 +254,12 @@ def test_power_capping_vector_equals_single_envs(kwargs: dict[str, Any], n_steps
         (AGENTS, {"n_agents": 5, "workload": "azure-code"}, 200),
         (GPU, {"workload": "synthetic", "episode_days": 0.02, "mean_rate_per_s": 2.0, "max_replicas": 8}, 40),
         (POWER, {"n_servers": 6, "provisioned_servers": 5, "episode_hours": 0.05}, 40),
+        (MEMORY, {"instance": "random", "n_buffers": 25, "action_mode": "order", "K": 4}, 120),
     ],
 )
 def test_parallel_and_serial_vector_envs_agree(env_id: str, kwargs: dict[str, Any], n_steps: int) -> None:
     """``parallel=True`` (sub-envs on numba's threads, or PowerCapping's rows on a thread pool; the default)
-    and ``parallel=False`` step alike."""
+    and ``parallel=False`` step alike, on every family."""
     par = gym.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point", **kwargs)
     ser = gym.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point", parallel=False, **kwargs)
     assert par.unwrapped.parallel and not ser.unwrapped.parallel

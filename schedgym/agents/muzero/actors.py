@@ -20,6 +20,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -43,47 +44,121 @@ def load_numpy_state(net: torch.nn.Module, weights: dict[str, np.ndarray]) -> No
 
 # --------------------------------------------------------------------------- self-play
 class SelfPlayCore:
-    """B envs stepped together; each move is one batched Gumbel MuZero search over the B roots."""
+    """B envs stepped together; each move is one batched Gumbel MuZero search over the B roots.
+
+    With the learned model and an id that registers a native vector env (``cfg.native_vector_env``), the
+    B envs are one ``gym.make_vec(..., "vector_entry_point")`` env: the same episodes as B single envs
+    (each reset draws its seed from ``rng`` in the same order; finished rows are reset in the same step),
+    stepped in one call. The simulator model keeps B single envs: its search snapshots each tree's env.
+    """
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], cfg: MuZeroConfig, seed: int,
                  train_seeds: str | None = None) -> None:
+        from schedgym.agents.ppo.native_vec import has_native_vector_env
         from schedgym.evaluation import make_env
 
         self.cfg = cfg
         self.rng = np.random.default_rng(seed)
-        self.envs = [make_env(env_id, env_kwargs) for _ in range(cfg.envs_per_worker)]
-        if train_seeds is not None:  # every reset draws its seed from the train split's seeds
-            from schedgym.training.seeds import ResetSeeds
+        b = cfg.envs_per_worker
+        self.train_seeds = None
+        if train_seeds is not None:
+            from schedgym.training.seeds import TrainSeeds
 
-            self.envs = [ResetSeeds(e, train_seeds) for e in self.envs]
-        space = self.envs[0].action_space
+            self.train_seeds = TrainSeeds.parse(train_seeds) if isinstance(train_seeds, str) else train_seeds
+        self.vec: Any = None
+        self.envs: list[Any] = []
+        if cfg.model == "learned" and cfg.native_vector_env and has_native_vector_env(env_id):
+            make_env(env_id, env_kwargs).close()  # the kwargs' checks, with errors that name a bad kwarg
+            # One thread: a self-play actor holds selfplay_num_cpus of Ray's CPUs (threads would double its
+            # CPU time for no gain in moves per second, benchmarks/simulator_search.py).
+            self.vec = gym.make_vec(env_id, num_envs=b, vectorization_mode="vector_entry_point", parallel=False,
+                                    **env_kwargs)  # fmt: skip
+            space, obs_space = self.vec.single_action_space, self.vec.single_observation_space
+        else:
+            self.envs = [make_env(env_id, env_kwargs) for _ in range(b)]
+            space, obs_space = self.envs[0].action_space, self.envs[0].observation_space
+        self.num_envs = b
         self.num_actions = int(space.n)
-        self.obs_dim = int(np.prod(self.envs[0].observation_space.shape))
+        self.obs_dim = int(np.prod(obs_space.shape))
         self.net = MuZeroNetwork(cfg.network(self.obs_dim, self.num_actions)).eval()
         self.search_cfg = cfg.search(acting=False)
-        self.obs: list[np.ndarray] = [None] * len(self.envs)  # type: ignore[list-item]
-        self.legal: list[np.ndarray] = [None] * len(self.envs)  # type: ignore[list-item]
-        self.scratch: list[Any] = [None] * len(self.envs)
-        self.traces: list[dict[str, list]] = [{} for _ in self.envs]
-        for b in range(len(self.envs)):
-            self._reset(b)
+        self.obs: list[np.ndarray] = [None] * b  # type: ignore[list-item]
+        self.legal: list[np.ndarray] = [None] * b  # type: ignore[list-item]
+        self.scratch: list[Any] = [None] * b
+        self.traces: list[dict[str, list]] = [{} for _ in range(b)]
+        self._reset(list(range(b)))
 
-    def _reset(self, b: int) -> None:
-        env = self.envs[b]
-        obs, info = env.reset(seed=int(self.rng.integers(2**31 - 1)))
-        self.obs[b] = np.asarray(obs, np.float32).reshape(-1)
-        self.legal[b] = np.asarray(info["action_mask"], bool)
-        if self.cfg.model == "simulator":
-            # A scratch copy per episode: instance data generated at reset may live outside env.state.
-            self.scratch[b] = copy.deepcopy(env.unwrapped)
-        self.traces[b] = {"obs": [], "actions": [], "rewards": [], "root_values": [], "policies": []}
+    def _reset_seed(self) -> int:
+        """The next episode's seed: from the run's stream, mapped into the train split when there is one
+        (as :class:`~schedgym.training.seeds.ResetSeeds` maps it)."""
+        seed = int(self.rng.integers(2**31 - 1))
+        if self.train_seeds is not None:
+            return int(self.train_seeds.draw(np.random.default_rng(seed)))
+        return seed
+
+    def _reset(self, rows: list[int]) -> None:
+        seeds = [self._reset_seed() for _ in rows]
+        if self.vec is not None:
+            mask = np.zeros(self.num_envs, dtype=bool)
+            mask[rows] = True
+            all_seeds: list[int | None] = [None] * self.num_envs
+            for b, sd in zip(rows, seeds):
+                all_seeds[b] = sd
+            obs, info = self.vec.reset(seed=all_seeds, options={"reset_mask": mask})
+            results = [(obs[b], info["action_mask"][b]) for b in rows]
+        else:
+            results = []
+            for b, sd in zip(rows, seeds):
+                o, info = self.envs[b].reset(seed=sd)
+                results.append((o, info["action_mask"]))
+        for b, (o, mask_b) in zip(rows, results):
+            self.obs[b] = np.asarray(o, np.float32).reshape(-1)
+            self.legal[b] = np.asarray(mask_b, bool)
+            if self.cfg.model == "simulator":
+                # A scratch copy per episode: instance data generated at reset may live outside env.state.
+                self.scratch[b] = copy.deepcopy(self.envs[b].unwrapped)
+            self.traces[b] = {"obs": [], "actions": [], "rewards": [], "root_values": [], "policies": []}
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         load_numpy_state(self.net, weights)
 
+    def _step_envs(self, rows: list[int], actions: np.ndarray) -> list[tuple[np.ndarray, float, bool, dict]]:
+        """Step the envs ``rows`` with ``actions`` (one per row): ``(obs, reward, done, metrics or None)``.
+        A vector env steps every row: the others take their first legal action, and nothing of theirs is
+        kept (they are idle only while self-play drains its last episodes)."""
+        if self.vec is None:
+            out = []
+            for b, a in zip(rows, actions):
+                o, r, term, trunc, info = self.envs[b].step(int(a))
+                done = term or trunc
+                metrics = (info.get("metrics") or self.envs[b].unwrapped.metrics()) if done else None
+                out.append((o, float(r), done, metrics, np.asarray(info["action_mask"], bool)))
+            return out
+        full = np.asarray([np.flatnonzero(legal)[0] for legal in self.legal], dtype=np.int64)
+        full[rows] = actions
+        obs, rew, term, trunc, info = self.vec.step(full)
+        done = term | trunc
+        out = []
+        for b in rows:
+            metrics = None
+            if done[b]:
+                m = info["metrics"]
+                metrics = {k: v[b] for k, v in m.items() if not k.startswith("_") and m[f"_{k}"][b]}
+            out.append((obs[b], float(rew[b]), bool(done[b]), metrics, np.asarray(info["action_mask"][b], bool)))
+        kept = set(rows)
+        idle_done = [int(b) for b in np.flatnonzero(done) if b not in kept]
+        if idle_done:  # restart idle rows on their own streams (no draw from rng: as single envs not stepped)
+            mask = np.zeros(self.num_envs, dtype=bool)
+            mask[idle_done] = True
+            obs2, info2 = self.vec.reset(options={"reset_mask": mask})
+            for b in idle_done:
+                self.obs[b] = np.asarray(obs2[b], np.float32).reshape(-1)
+                self.legal[b] = np.asarray(info2["action_mask"][b], bool)
+        return out
+
     def step(self, only: list[int] | None = None) -> tuple[list[Episode], list[dict[str, Any]]]:
         """One move in each of the B envs (or the envs ``only``); returns the finished episodes and stats."""
-        rows = list(range(len(self.envs))) if only is None else list(only)
+        rows = list(range(self.num_envs)) if only is None else list(only)
         obs = np.stack([self.obs[b] for b in rows])
         legal = np.stack([self.legal[b] for b in rows])
         states = [self.envs[b].unwrapped.get_state() for b in rows] if self.cfg.model == "simulator" else None
@@ -92,19 +167,18 @@ class SelfPlayCore:
         out = gumbel_muzero_search(model, self.search_cfg, self.rng)
         finished: list[Episode] = []
         stats: list[dict[str, Any]] = []
-        for row, b in enumerate(rows):
-            env = self.envs[b]
-            a = int(out.action[row])
+        ended: list[int] = []
+        stepped = self._step_envs(rows, out.action[: len(rows)])
+        for row, (b, (o, r, done, metrics, mask_b)) in enumerate(zip(rows, stepped)):
             tr = self.traces[b]
             tr["obs"].append(self.obs[b])
-            tr["actions"].append(a)
+            tr["actions"].append(int(out.action[row]))
             tr["root_values"].append(float(out.root_value[row]))
             tr["policies"].append(out.policy_target[row])
-            o, r, term, trunc, info = env.step(a)
-            tr["rewards"].append(float(r))
+            tr["rewards"].append(r)
             self.obs[b] = np.asarray(o, np.float32).reshape(-1)
-            self.legal[b] = np.asarray(info["action_mask"], bool)
-            if term or trunc:
+            self.legal[b] = mask_b
+            if done:
                 finished.append(
                     Episode(
                         obs=np.stack(tr["obs"]).astype(np.float32),
@@ -114,10 +188,11 @@ class SelfPlayCore:
                         policies=np.stack(tr["policies"]).astype(np.float32),
                     )
                 )
-                metrics = info.get("metrics") or env.unwrapped.metrics()
                 stats.append({"return": float(np.sum(tr["rewards"])), "length": len(tr["actions"]),
                               "metrics": {k: float(v) for k, v in metrics.items() if np.isscalar(v)}})
-                self._reset(b)
+                ended.append(b)
+        if ended:
+            self._reset(ended)
         return finished, stats
 
     def in_progress(self) -> list[int]:

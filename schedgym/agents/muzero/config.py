@@ -48,6 +48,10 @@ class MuZeroConfig:
     # ---- actors
     num_selfplay_workers: int = 1  # Ray self-play actors
     envs_per_worker: int = 16  # B: environments searched as one batch by each worker
+    # Learned model: self-play steps its B envs as one native vector env (gym.make_vec, vector_entry_point)
+    # where the id has one; the same episodes as B single envs. The simulator model keeps single envs (its
+    # search snapshots each tree's env).
+    native_vector_env: bool = True
     selfplay_num_cpus: float = 1.0  # Ray CPU request of each self-play actor
     learner_num_cpus: float = 1.0  # Ray CPU request of the learner
     selfplay_spread: bool = False  # spread self-play actors over nodes (Ray "SPREAD" strategy)
@@ -64,6 +68,8 @@ class MuZeroConfig:
             raise ValueError(f"leaf_value must be 'network' or 'rollout', got {self.leaf_value!r}")
         if self.leaf_value == "rollout" and self.model != "simulator":
             raise ValueError("leaf_value 'rollout' needs model 'simulator' (a rollout steps the true env)")
+        if not isinstance(self.native_vector_env, bool):
+            raise ValueError(f"native_vector_env must be true or false, got {self.native_vector_env!r}")
         self.layers = tuple(int(x) for x in self.layers)
         for name in ("num_simulations", "eval_simulations", "batch_size", "num_selfplay_workers",
                      "envs_per_worker", "td_steps", "checkpoint_every", "weights_sync_steps",

@@ -31,7 +31,7 @@ from schedgym.sim.borrow import borrow
 __all__ = [
     "PLACE", "ORDER", "NO_FIT", "IMAGE_BINS", "INST_FIELDS", "STATE_FIELDS",
     "C_CURSOR", "C_N_CANDIDATES", "C_N_DECIDED", "C_N_PLACED", "C_N_AUTO_DISCARDED", "C_PEAK", "N_COUNTERS",
-    "T_BENEFIT", "T_AREA", "N_TOTALS", "begin_one", "step_one", "observe_one", "begin_batch", "step_batch",
+    "T_BENEFIT", "T_AREA", "N_TOTALS", "begin_one", "step_one", "observe_one", "begin_batch", "step_batch", "step_batch_parallel",
     "default_rollout",
 ]  # fmt: skip
 
@@ -614,18 +614,36 @@ def begin_batch(which, mode, inst_of, cap, total_benefit, has_graph, n_buf, n_ed
 
 
 @numba.njit(cache=True)
+def _step_row(e, actions, valid, penalty, mode, inst_of, cap, total_benefit, has_graph, n_buf, n_edges, inst, st,
+              obs, mask, rewards, terminated, executed, invalid):  # fmt: skip
+    """:func:`step_one` on sub-env ``e``'s rows (layout of :func:`begin_batch`); writes row ``e`` only."""
+    i = inst_of[e]
+    ie = _inst_row(i, n_buf, n_edges, *inst)
+    se = _state_row(e, n_buf[i], *st)
+    r, done, a, bad = step_one(actions[e], valid[e], penalty, True, mode, cap[i], total_benefit[i],
+                               has_graph[i], ie, se, borrow(obs[e]), borrow(mask[e]))  # fmt: skip
+    rewards[e] = r
+    terminated[e] = done
+    executed[e] = a
+    invalid[e] = bad
+
+
+@numba.njit(cache=True)
 def step_batch(actions, valid, skip, penalty, mode, inst_of, cap, total_benefit, has_graph, n_buf, n_edges, inst, st,
                obs, mask, rewards, terminated, executed, invalid):  # fmt: skip
     """:func:`step_one` for every sub-env ``e`` with ``skip[e] == False`` (layout of :func:`begin_batch`)."""
     for e in range(actions.shape[0]):
-        if skip[e]:
-            continue
-        i = inst_of[e]
-        ie = _inst_row(i, n_buf, n_edges, *inst)
-        se = _state_row(e, n_buf[i], *st)
-        r, done, a, bad = step_one(actions[e], valid[e], penalty, True, mode, cap[i], total_benefit[i],
-                                   has_graph[i], ie, se, borrow(obs[e]), borrow(mask[e]))  # fmt: skip
-        rewards[e] = r
-        terminated[e] = done
-        executed[e] = a
-        invalid[e] = bad
+        if not skip[e]:
+            _step_row(e, actions, valid, penalty, mode, inst_of, cap, total_benefit, has_graph, n_buf, n_edges, inst,
+                      st, obs, mask, rewards, terminated, executed, invalid)  # fmt: skip
+
+
+@numba.njit(cache=True, parallel=True)
+def step_batch_parallel(actions, valid, skip, penalty, mode, inst_of, cap, total_benefit, has_graph, n_buf, n_edges,
+                        inst, st, obs, mask, rewards, terminated, executed, invalid):  # fmt: skip
+    """:func:`step_batch` with the sub-envs spread over numba's threads (each writes its own rows only, so
+    the result is the same bit for bit)."""
+    for e in numba.prange(actions.shape[0]):
+        if not skip[e]:
+            _step_row(e, actions, valid, penalty, mode, inst_of, cap, total_benefit, has_graph, n_buf, n_edges, inst,
+                      st, obs, mask, rewards, terminated, executed, invalid)  # fmt: skip

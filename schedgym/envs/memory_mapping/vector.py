@@ -10,7 +10,8 @@ reset's info).
 How: the episode state of the N sub-envs lives in arrays with a leading env axis, and the instances in
 arrays with a leading instance axis (one row shared by every sub-env for a fixed instance; a row per
 sub-env for ``instance="random"``, the conflict graph padded to the largest so far). One numba kernel,
-:func:`~schedgym.envs.memory_mapping.dynamics.step_batch`, runs the single env's
+:func:`~schedgym.envs.memory_mapping.dynamics.step_batch` (``step_batch_parallel``, the default, spreads
+the sub-envs over numba's threads; ``parallel=False`` keeps one), runs the single env's
 :func:`~schedgym.envs.memory_mapping.dynamics.step_one` on row ``e`` of every sub-env; resets run
 :func:`~schedgym.envs.memory_mapping.dynamics.begin_one` the same way. Only drawing a random instance
 (once per episode) and the metrics of a finished episode run in Python.
@@ -30,6 +31,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from schedgym.envs.core.validation import check_bool
 from schedgym.envs.core.vector import AutoresetSeeds, add_step_info, integral_actions, vector_args
 from schedgym.envs.memory_mapping import dynamics as dyn
 from schedgym.envs.memory_mapping.env import MemoryMappingEnv
@@ -50,9 +52,12 @@ class MemoryMappingVectorEnv(AutoresetSeeds, VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
-    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, parallel: bool = True,
+                 **kwargs: Any) -> None:  # fmt: skip
         n, self.max_episode_steps = vector_args(type(self).__name__, num_envs, max_episode_steps, kwargs)
         self.num_envs = n
+        #: Step the sub-envs on numba's threads (``NUMBA_NUM_THREADS``); the results are the same either way.
+        self.parallel = check_bool("parallel", parallel) and n > 1
         self.render_mode = None
         #: Validates the kwargs, holds the fixed instance and draws the random ones; never stepped.
         self.template = t = MemoryMappingEnv(**kwargs)
@@ -198,9 +203,10 @@ class MemoryMappingVectorEnv(AutoresetSeeds, VectorEnv):
         if any_reset:
             self._seed_autoresetting(resets)
             self._begin(resets)
-        dyn.step_batch(acts, valid, resets, self.penalty, self._mode, self._inst_of, self._cap, self._total_benefit,
-                       self._has_graph, self._n_bufs, self._n_edges, self._inst, self._state, self._obs, self._mask,
-                       self._rewards, self._terminated, self._executed, self._invalid)  # fmt: skip
+        step = dyn.step_batch_parallel if self.parallel else dyn.step_batch
+        step(acts, valid, resets, self.penalty, self._mode, self._inst_of, self._cap, self._total_benefit,
+             self._has_graph, self._n_bufs, self._n_edges, self._inst, self._state, self._obs, self._mask,
+             self._rewards, self._terminated, self._executed, self._invalid)  # fmt: skip
         stepped = ~resets
         if any_reset:
             self._rewards[resets] = 0.0
