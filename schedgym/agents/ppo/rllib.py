@@ -185,7 +185,9 @@ def build_algo_config(env_id: str, env_kwargs: dict[str, Any], cfg: dict[str, An
         register_env(env, make_rllib_env)  # Ray's registry reaches the remote runners too
         env_config: dict[str, Any] = {"env_id": env_id, "env_kwargs": dict(env_kwargs),
                                       "reward_scale": float(cfg["reward_scale"]),
-                                      "train_seeds": None if train_seeds is None else str(train_seeds)}
+                                      "train_seeds": None if train_seeds is None else str(train_seeds),
+                                      # remote runners hold num_cpus_per_env_runner CPUs each: one thread
+                                      "parallel": cfg["num_env_runners"] == 0}
         vectorize_mode = gym.VectorizeMode.VECTOR_ENTRY_POINT
     else:  # RLlib's SyncVectorEnv of single envs, each wrapped
         wrappers: list[Any] = [ActionMaskObservation, EpisodeReturnInfo]

@@ -96,8 +96,9 @@ class RLlibVectorEnv(gym.vector.VectorWrapper):
 
 
 def make_rllib_env(env_ctx: Any) -> Any:
-    """RLlib's env creator: ``env_ctx`` holds ``env_id``, ``env_kwargs``, ``reward_scale``, ``train_seeds``
-    and, when RLlib asks for the vector env, ``num_envs``."""
+    """RLlib's env creator: ``env_ctx`` holds ``env_id``, ``env_kwargs``, ``reward_scale``, ``train_seeds``,
+    ``parallel`` (the vector env's threads; false in remote runners, which hold one CPU each) and, when
+    RLlib asks for the vector env, ``num_envs``."""
     import schedgym  # noqa: F401  (registers the ids in a remote env runner)
 
     env_id = env_ctx["env_id"]
@@ -106,7 +107,8 @@ def make_rllib_env(env_ctx: Any) -> Any:
     train_seeds = env_ctx.get("train_seeds")
     num_envs = env_ctx.get("num_envs")
     if num_envs is not None:
-        vec = gym.make_vec(env_id, num_envs=int(num_envs), vectorization_mode="vector_entry_point", **kwargs)
+        vec = gym.make_vec(env_id, num_envs=int(num_envs), vectorization_mode="vector_entry_point",
+                           parallel=bool(env_ctx.get("parallel", True)), **kwargs)  # fmt: skip
         return RLlibVectorEnv(vec, reward_scale=scale, train_seeds=train_seeds)
     from schedgym.agents.ppo.wrappers import EpisodeReturnInfo, RewardScale
     from schedgym.envs.core import ActionMaskObservation
