@@ -232,9 +232,8 @@ class SchedEnv(gym.Env[np.ndarray, np.int64]):
     def snapshot_unchecked(self) -> EnvState:
         """A snapshot for a search that restores it into this same env object only (MuZero's simulator
         model): the simulator state, RNG and episode flag of :meth:`get_state`, without the provenance
-        and array signature that make a snapshot safe to hand around. About a third of the cost of a
-        checked ``get_state``/``set_state`` pair on MemoryMapping, 1.3x the simulator search's moves/s
-        (``benchmarks/simulator_search.py``)."""
+        and array signature that make a snapshot safe to hand around: 1.3x the simulator search's
+        moves/s on MemoryMapping (``benchmarks/simulator_search.py``)."""
         return {"sim": copy.deepcopy(self.state), "rng": self.np_random.bit_generator.state,
                 "episode_over": self._episode_over}  # fmt: skip
 
